@@ -1,0 +1,475 @@
+/*
+ * clattn.h - the whole public API of libclattn.
+ *
+ * clattn computes fused attention O = softmax(scale * Q K^T [+ masks]) V on any
+ * OpenCL 1.2 device, and the same function on the CPU in double precision so
+ * that every device result can be verified.
+ *
+ * Ownership rules, once for the whole header:
+ *  - Handles (clattn_context, clattn_plan) are created by a *_create() call and
+ *    owned by the caller until the matching *_free() call.
+ *  - cl_mem, cl_context, cl_command_queue and cl_device_id values passed in stay
+ *    owned by the caller; clattn retains what it keeps and releases it again.
+ *  - Strings returned by clattn (status names, last-error text) are owned by
+ *    clattn; the last-error text stays valid until the next call on the same
+ *    context.
+ *  - Host pointers passed in are only read (inputs) or written (outputs)
+ *    during the call; clattn keeps no pointer to caller memory after it returns.
+ *
+ * Every function that can fail returns clattn_status. On failure, outputs are
+ * left untouched and the context remains usable.
+ */
+#ifndef CLATTN_H
+#define CLATTN_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CLATTN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define CLATTN_API __attribute__((visibility("default")))
+#else
+#define CLATTN_API
+#endif
+
+#define CLATTN_VERSION_MAJOR 0
+#define CLATTN_VERSION_MINOR 1
+#define CLATTN_VERSION_PATCH 0
+
+/** Largest head dimension any variant accepts. */
+#define CLATTN_MAX_HEAD_DIM 256
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One table generates the enum, clattn_status_name() and the messages.
+ * OpenCL errors keep OpenCL's numbers (CLATTN_CL_xxx = CL_xxx); the library's
+ * own errors live in the range -3000 .. -3999 so they can never collide with
+ * OpenCL (0 .. -1100) or CLBlast (-1024 .. -2048).
+ */
+#define CLATTN_STATUS_MAP(X)                                                                     \
+    X(SUCCESS, 0, "success")                                                                     \
+    X(CL_DEVICE_NOT_FOUND, -1, "OpenCL: device not found")                                      \
+    X(CL_DEVICE_NOT_AVAILABLE, -2, "OpenCL: device not available")                              \
+    X(CL_COMPILER_NOT_AVAILABLE, -3, "OpenCL: compiler not available")                          \
+    X(CL_MEM_OBJECT_ALLOCATION_FAILURE, -4, "OpenCL: device memory allocation failed")          \
+    X(CL_OUT_OF_RESOURCES, -5, "OpenCL: out of resources")                                      \
+    X(CL_OUT_OF_HOST_MEMORY, -6, "OpenCL: out of host memory")                                  \
+    X(CL_PROFILING_INFO_NOT_AVAILABLE, -7, "OpenCL: profiling information not available")       \
+    X(CL_MEM_COPY_OVERLAP, -8, "OpenCL: memory copy overlap")                                   \
+    X(CL_BUILD_PROGRAM_FAILURE, -11, "OpenCL: program build failure")                           \
+    X(CL_MAP_FAILURE, -12, "OpenCL: map failure")                                               \
+    X(CL_MISALIGNED_SUB_BUFFER_OFFSET, -13, "OpenCL: misaligned sub-buffer offset")             \
+    X(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST, -14, "OpenCL: an event in the wait list failed") \
+    X(CL_COMPILE_PROGRAM_FAILURE, -15, "OpenCL: compile program failure")                       \
+    X(CL_LINK_PROGRAM_FAILURE, -17, "OpenCL: link program failure")                             \
+    X(CL_INVALID_VALUE, -30, "OpenCL: invalid value")                                           \
+    X(CL_INVALID_DEVICE_TYPE, -31, "OpenCL: invalid device type")                               \
+    X(CL_INVALID_PLATFORM, -32, "OpenCL: invalid platform")                                     \
+    X(CL_INVALID_DEVICE, -33, "OpenCL: invalid device")                                         \
+    X(CL_INVALID_CONTEXT, -34, "OpenCL: invalid context")                                       \
+    X(CL_INVALID_QUEUE_PROPERTIES, -35, "OpenCL: invalid queue properties")                     \
+    X(CL_INVALID_COMMAND_QUEUE, -36, "OpenCL: invalid command queue")                           \
+    X(CL_INVALID_HOST_PTR, -37, "OpenCL: invalid host pointer")                                 \
+    X(CL_INVALID_MEM_OBJECT, -38, "OpenCL: invalid memory object")                              \
+    X(CL_INVALID_BINARY, -42, "OpenCL: invalid program binary")                                 \
+    X(CL_INVALID_BUILD_OPTIONS, -43, "OpenCL: invalid build options")                           \
+    X(CL_INVALID_PROGRAM, -44, "OpenCL: invalid program")                                       \
+    X(CL_INVALID_PROGRAM_EXECUTABLE, -45, "OpenCL: invalid program executable")                 \
+    X(CL_INVALID_KERNEL_NAME, -46, "OpenCL: invalid kernel name")                               \
+    X(CL_INVALID_KERNEL_DEFINITION, -47, "OpenCL: invalid kernel definition")                   \
+    X(CL_INVALID_KERNEL, -48, "OpenCL: invalid kernel")                                         \
+    X(CL_INVALID_ARG_INDEX, -49, "OpenCL: invalid kernel argument index")                       \
+    X(CL_INVALID_ARG_VALUE, -50, "OpenCL: invalid kernel argument value")                       \
+    X(CL_INVALID_ARG_SIZE, -51, "OpenCL: invalid kernel argument size")                         \
+    X(CL_INVALID_KERNEL_ARGS, -52, "OpenCL: invalid kernel arguments")                          \
+    X(CL_INVALID_WORK_DIMENSION, -53, "OpenCL: invalid work dimension")                         \
+    X(CL_INVALID_WORK_GROUP_SIZE, -54, "OpenCL: invalid work-group size")                       \
+    X(CL_INVALID_WORK_ITEM_SIZE, -55, "OpenCL: invalid work-item size")                         \
+    X(CL_INVALID_GLOBAL_OFFSET, -56, "OpenCL: invalid global offset")                           \
+    X(CL_INVALID_EVENT_WAIT_LIST, -57, "OpenCL: invalid event wait list")                       \
+    X(CL_INVALID_EVENT, -58, "OpenCL: invalid event")                                           \
+    X(CL_INVALID_OPERATION, -59, "OpenCL: invalid operation")                                   \
+    X(CL_INVALID_BUFFER_SIZE, -61, "OpenCL: invalid buffer size")                               \
+    X(CL_INVALID_GLOBAL_WORK_SIZE, -63, "OpenCL: invalid global work size")                     \
+    X(CL_INVALID_PROPERTY, -64, "OpenCL: invalid property")                                     \
+    X(CL_PLATFORM_NOT_FOUND_KHR, -1001, "OpenCL: no platform found (no ICD installed?)")        \
+    X(ERROR_NULL_ARGUMENT, -3001, "a required pointer or handle is NULL")                        \
+    X(ERROR_INVALID_VALUE, -3002, "an argument has an invalid value")                            \
+    X(ERROR_INVALID_SHAPE, -3003, "a tensor shape is zero, negative or inconsistent")           \
+    X(ERROR_INVALID_STRIDE, -3004, "tensor strides are negative or make elements overlap")      \
+    X(ERROR_BUFFER_TOO_SMALL, -3005, "a buffer is smaller than the tensor view needs")          \
+    X(ERROR_SIZE_OVERFLOW, -3006, "a size computation overflows")                              \
+    X(ERROR_INVALID_DTYPE, -3007, "unknown or mismatched element type")                         \
+    X(ERROR_HEAD_MISMATCH, -3008, "query heads are not a multiple of key/value heads")         \
+    X(ERROR_HEAD_DIM, -3009, "head dimension outside the supported range")                     \
+    X(ERROR_INVALID_SCALE, -3010, "scale is NaN, infinite or negative")                         \
+    X(ERROR_INVALID_SOFTCAP, -3011, "softcap is NaN, infinite or negative")                     \
+    X(ERROR_INVALID_WINDOW, -3012, "sliding window bounds are invalid")                         \
+    X(ERROR_INVALID_KEY_LENGTHS, -3013, "key lengths are missing or out of range")             \
+    X(ERROR_INVALID_BIAS, -3014, "bias is not broadcastable to [B, Hq, Nq, Nk]")               \
+    X(ERROR_INVALID_ALIBI, -3015, "ALiBi slopes are missing or malformed")                      \
+    X(ERROR_ALIASING, -3016, "an output buffer overlaps an input or another output")           \
+    X(ERROR_MISALIGNED, -3017, "a byte offset is not a multiple of the element size")          \
+    X(ERROR_INVALID_ENUM, -3018, "an enumeration argument has an unknown value")                \
+    X(ERROR_UNSUPPORTED, -3019, "the requested variant does not support this problem")        \
+    X(ERROR_UNKNOWN_VARIANT, -3020, "unknown variant name")                                     \
+    X(ERROR_NO_VARIANT, -3021, "no variant supports this problem")                              \
+    X(ERROR_PLAN_MISMATCH, -3022, "tensors passed to run differ from those the plan was made for") \
+    X(ERROR_NO_DEVICE, -3023, "no OpenCL device matches the request")                           \
+    X(ERROR_INVALID_DEVICE_SPEC, -3024, "malformed device specification")                       \
+    X(ERROR_BUILD, -3025, "an OpenCL program failed to build (see the last-error text)")       \
+    X(ERROR_OUT_OF_HOST_MEMORY, -3026, "host memory allocation failed")                         \
+    X(ERROR_DEVICE_LIMIT, -3027, "the problem exceeds a device limit")                          \
+    X(ERROR_IO, -3028, "file could not be opened, read or written")                            \
+    X(ERROR_NPY_FORMAT, -3029, "not a valid .npy file")                                         \
+    X(ERROR_NPY_TRUNCATED, -3030, ".npy file is shorter than its header says")                  \
+    X(ERROR_NPY_DTYPE, -3031, ".npy element type is not supported")                             \
+    X(ERROR_NPY_SHAPE, -3032, ".npy shape is negative, overflowing or unsupported")            \
+    X(ERROR_NOT_FOUND, -3033, "no such kernel or resource")                                     \
+    X(ERROR_INTERNAL, -3999, "internal error (please report)")
+
+/** Status of every fallible call. Negative values are errors. */
+typedef enum clattn_status {
+#define CLATTN_STATUS_ENUM_(name, value, msg) CLATTN_##name = (value),
+    CLATTN_STATUS_MAP(CLATTN_STATUS_ENUM_)
+#undef CLATTN_STATUS_ENUM_
+        CLATTN_STATUS_FORCE_INT_ = -0x7fffffff
+} clattn_status;
+
+/** Symbolic name ("CLATTN_ERROR_INVALID_SHAPE"); a static string, never NULL. */
+CLATTN_API const char *clattn_status_name(clattn_status status);
+/** One-line human message for a status; a static string, never NULL. */
+CLATTN_API const char *clattn_status_message(clattn_status status);
+/** Map a raw OpenCL error code onto clattn_status (the number is kept). */
+CLATTN_API clattn_status clattn_status_from_cl(cl_int err);
+
+/* ------------------------------------------------------------------------ */
+/* Element types and tensor views                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef enum clattn_dtype {
+    CLATTN_F32 = 0,  /**< IEEE binary32 */
+    CLATTN_F16 = 1,  /**< IEEE binary16, read with vload_half (no extension needed) */
+    CLATTN_BF16 = 2, /**< bfloat16 bit patterns stored as uint16 */
+    CLATTN_DTYPE_COUNT_
+} clattn_dtype;
+
+/** "f32", "f16", "bf16"; "?" for unknown values. */
+CLATTN_API const char *clattn_dtype_name(clattn_dtype dtype);
+/** Bytes per element (4 or 2); 0 for unknown values. */
+CLATTN_API size_t clattn_dtype_size(clattn_dtype dtype);
+
+/**
+ * A view of a 4-D tensor [B, H, N, D] in a device buffer.
+ *
+ * buffer: caller-owned cl_mem (may be NULL in a plan_create call: only the
+ *         metadata is used there).
+ * offset: byte offset of element [0,0,0,0]; a multiple of the element size.
+ * strides: in elements, for dims B, H, N, D. All four zero means contiguous
+ *          row-major. Strides are non-negative; a dimension of size > 1 must not
+ *          make elements overlap.
+ * LSE tensors are [B, H, N] views: shape[3] = 1, strides[3] ignored.
+ */
+typedef struct clattn_tensor {
+    cl_mem buffer;
+    size_t offset;
+    clattn_dtype dtype;
+    int64_t shape[4];
+    int64_t strides[4];
+} clattn_tensor;
+
+/** Fill a contiguous view of shape [b, h, n, d] (no allocation). */
+CLATTN_API clattn_tensor clattn_tensor_make(cl_mem buffer, size_t offset, clattn_dtype dtype,
+                                            int64_t b, int64_t h, int64_t n, int64_t d);
+
+/* ------------------------------------------------------------------------ */
+/* Contexts                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct clattn_context clattn_context;
+
+/**
+ * Create a context on a device chosen by spec:
+ *  - "P:D"      platform index P, device index D (as `clattn devices` lists them)
+ *  - "cpu"/"gpu"/"accelerator" the first device of that type
+ *  - any other text: the first device whose name contains it (case-insensitive)
+ *  - NULL or "": the CLATTN_DEVICE environment variable if set, else the first
+ *    GPU, else the first device of any type.
+ * The context owns its cl_context and an in-order command queue (with
+ * profiling enabled). *out receives a handle the caller frees with
+ * clattn_context_free().
+ */
+CLATTN_API clattn_status clattn_context_create(const char *spec, clattn_context **out);
+
+/**
+ * Adopt the caller's OpenCL objects. The context retains ctx, device and queue
+ * (they must belong together) and releases them in clattn_context_free(); the
+ * caller keeps its own references.
+ */
+CLATTN_API clattn_status clattn_context_adopt(cl_context ctx, cl_device_id device,
+                                              cl_command_queue queue, clattn_context **out);
+
+/** Release everything the context holds, plans made from it must be freed first. NULL is a no-op. */
+CLATTN_API void clattn_context_free(clattn_context *ctx);
+
+/**
+ * The last error recorded on this context: the failing call, the argument and,
+ * for build failures, the build log. "" when the last call succeeded.
+ */
+CLATTN_API const char *clattn_context_last_error(const clattn_context *ctx);
+
+/** The OpenCL objects the context uses (not retained for the caller; any output pointer may be NULL). */
+CLATTN_API clattn_status clattn_context_cl(const clattn_context *ctx, cl_context *cl_ctx,
+                                           cl_device_id *device, cl_command_queue *queue);
+
+/** The device's name (owned by the context). */
+CLATTN_API const char *clattn_context_device_name(const clattn_context *ctx);
+
+/**
+ * Resolve a device spec (same rules as clattn_context_create, NULL = default)
+ * to platform and device indices without creating anything.
+ */
+CLATTN_API clattn_status clattn_device_select(const char *spec, unsigned *platform_index,
+                                              unsigned *device_index);
+
+/* ------------------------------------------------------------------------ */
+/* Attention problems                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef enum clattn_variant {
+    CLATTN_VARIANT_AUTO = 0, /**< the scheduler chooses */
+    CLATTN_VARIANT_NAIVE,    /**< one work-item per query row, two passes over the keys */
+    CLATTN_VARIANT_TILED,    /**< work-group query tile, K/V tiles in local memory, two-pass softmax */
+    CLATTN_VARIANT_FLASH,    /**< single pass, online softmax, streamed K/V tiles */
+    CLATTN_VARIANT_GEMM,     /**< CLBlast GEMMs around a masked-softmax kernel */
+    CLATTN_VARIANT_DECODE,   /**< split-KV for few queries and long key sequences */
+    CLATTN_VARIANT_COUNT_
+} clattn_variant;
+
+/** "auto", "naive", ...; "?" for unknown values. */
+CLATTN_API const char *clattn_variant_name(clattn_variant variant);
+/** Parse a variant name; CLATTN_ERROR_UNKNOWN_VARIANT if it is none. */
+CLATTN_API clattn_status clattn_variant_parse(const char *name, clattn_variant *out);
+
+typedef enum clattn_align {
+    CLATTN_ALIGN_TOP_LEFT = 0,  /**< off = 0 (PyTorch is_causal) */
+    CLATTN_ALIGN_BOTTOM_RIGHT,  /**< off = Nk - Nq (FlashAttention >= 2.1) */
+    CLATTN_ALIGN_COUNT_
+} clattn_align;
+
+/**
+ * Attributes of one attention problem. A zeroed descriptor means defaults:
+ * scale 1/sqrt(D), no mask, no softcap, the scheduler picks the variant.
+ *
+ * For query row i and key column j of one (batch, head), with off as set by align:
+ *   s = scale * dot(q_i, k_j); softcap C > 0: s = C * tanh(s / C);
+ *   ALiBi: s -= slope[h] * |i + off - j|; bias: s += bias[b, h, i, j];
+ *   kept when causal => j <= i + off; window => i + off - L <= j <= i + off + R
+ *   (L or R = -1: unbounded); key lengths => j < key_len[b];
+ *   O_i = softmax over kept j of s, times V; LSE_i = log(sum exp(s)) (natural log);
+ *   a row with no kept key has O_i = 0 and LSE_i = -inf.
+ */
+typedef struct clattn_attention_desc {
+    float scale;            /**< 0 = 1/sqrt(D); otherwise any finite value */
+    int causal;             /**< nonzero: causal mask */
+    clattn_align align;     /**< alignment of causal mask, window and ALiBi */
+    int use_window;         /**< nonzero: sliding window (window_left, window_right) */
+    int32_t window_left;    /**< keys before the diagonal kept; -1 = unbounded */
+    int32_t window_right;   /**< keys after the diagonal kept; -1 = unbounded */
+    float softcap;          /**< 0 = off; else C > 0 */
+    clattn_variant variant; /**< AUTO = scheduler (CLATTN_VARIANT overrides AUTO) */
+} clattn_attention_desc;
+
+/**
+ * The tensors of one attention call. q [B, Hq, Nq, D], k [B, Hkv, Nk, D],
+ * v [B, Hkv, Nk, Dv], o [B, Hq, Nq, Dv]; q, k and v share one dtype, o may
+ * have its own (e.g. f32 output of f16 inputs).
+ * Optional inputs are absent when their buffer is NULL (and, for the tensors,
+ * their shape is all zero):
+ *   lse         f32 [B, Hq, Nq] (shape[3] = 1): log-sum-exp of each row.
+ *   bias        f32 4-D view broadcastable to [B, Hq, Nq, Nk] (size-1 dims broadcast).
+ *   alibi       f32 [Hq] slopes at alibi_offset bytes.
+ *   key_lengths int32 [B] at key_lengths_offset bytes, each in 0..Nk.
+ * In clattn_plan_create() buffers may be NULL where only the metadata matters
+ * (set has_lse/has_bias/has_alibi/has_key_lengths instead); clattn_plan_run()
+ * needs every buffer the plan was made with.
+ */
+typedef struct clattn_args {
+    clattn_tensor q, k, v, o;
+    clattn_tensor lse;
+    clattn_tensor bias;
+    cl_mem alibi;
+    size_t alibi_offset;
+    cl_mem key_lengths;
+    size_t key_lengths_offset;
+    int has_lse, has_bias, has_alibi, has_key_lengths; /**< presence flags (plan_create with NULL buffers) */
+} clattn_args;
+
+typedef struct clattn_plan clattn_plan;
+
+/**
+ * Validate a problem once and choose a variant and its parameters; compiles
+ * (or fetches from cache) the kernels it needs. The plan keeps a reference to
+ * ctx, which must outlive it. Buffers in args are only checked for size when
+ * given; they are not retained.
+ */
+CLATTN_API clattn_status clattn_plan_create(clattn_context *ctx, const clattn_attention_desc *desc,
+                                            const clattn_args *args, clattn_plan **out);
+
+/**
+ * Enqueue the plan's work on queue (NULL = the context's queue), after the
+ * num_wait events in wait. *event (if not NULL) receives an event the caller
+ * releases. args must have the same shapes, strides, dtypes and optional inputs
+ * as at plan creation; buffers and offsets may differ. Nothing is allocated on
+ * the device in steady state.
+ */
+CLATTN_API clattn_status clattn_plan_run(clattn_plan *plan, const clattn_args *args,
+                                         cl_command_queue queue, cl_uint num_wait,
+                                         const cl_event *wait, cl_event *event);
+
+/** Free a plan. NULL is a no-op. */
+CLATTN_API void clattn_plan_free(clattn_plan *plan);
+
+/** The variant the plan runs. */
+CLATTN_API clattn_variant clattn_plan_variant(const clattn_plan *plan);
+
+/**
+ * A JSON object describing the plan's parameters, e.g.
+ * {"variant":"naive","head_dim":64,"wg":64}. Owned by the plan.
+ */
+CLATTN_API const char *clattn_plan_params_json(const clattn_plan *plan);
+
+/* ------------------------------------------------------------------------ */
+/* Host-memory convenience and the CPU reference                            */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A contiguous row-major tensor in host memory. shape as in clattn_tensor;
+ * data is read (inputs) or written (outputs) only during the call.
+ */
+typedef struct clattn_host_tensor {
+    void *data;
+    clattn_dtype dtype;
+    int64_t shape[4];
+} clattn_host_tensor;
+
+/** Host-side counterpart of clattn_args; absent optional inputs have data == NULL. */
+typedef struct clattn_host_args {
+    clattn_host_tensor q, k, v, o;
+    clattn_host_tensor lse;  /**< f32 [B, Hq, Nq, 1] */
+    clattn_host_tensor bias; /**< f32, broadcastable to [B, Hq, Nq, Nk] */
+    const float *alibi;      /**< [Hq] */
+    const int32_t *key_lengths; /**< [B] */
+} clattn_host_args;
+
+/**
+ * Upload the inputs, plan and run on the context's device, download O (and
+ * LSE). Outputs are written only if everything succeeded. If variant_out is not
+ * NULL it receives the variant that ran.
+ */
+CLATTN_API clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_desc *desc,
+                                               const clattn_host_args *args, clattn_variant *variant_out);
+
+/**
+ * The CPU reference: the same function in double precision (inputs of any
+ * storage dtype are widened exactly; outputs are rounded to o's dtype, LSE is
+ * f32). Validates exactly as clattn_plan_create() does. Single-threaded.
+ */
+CLATTN_API clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_host_args *args);
+
+/** Error metrics of a device result against a reference. */
+typedef struct clattn_compare_result {
+    double max_abs_err; /**< max |dev - ref| over finite pairs */
+    double max_abs_ref; /**< max |ref| over finite ref */
+    double nmse;        /**< sum (dev-ref)^2 / sum ref^2 (0 when both are 0) */
+    size_t nonfinite_mismatch; /**< positions where NaN/Inf of dev and ref differ */
+    size_t count;
+} clattn_compare_result;
+
+/** Compare n floats; dev and ref are read only. */
+CLATTN_API clattn_compare_result clattn_compare_f32(const float *dev, const float *ref, size_t n);
+
+/**
+ * Pass rule of the test suite: non-finite positions match, max_abs_err <=
+ * atol + rtol * max_abs_ref and nmse <= max_nmse.
+ */
+CLATTN_API int clattn_compare_ok(const clattn_compare_result *r, double atol, double rtol, double max_nmse);
+
+/**
+ * The tolerances of the verification rule for results stored as dtype
+ * (f32: atol 1e-5, rtol 1e-4, NMSE 1e-7; f16 and bf16 looser, for their output
+ * rounding). Returns CLATTN_ERROR_INVALID_DTYPE for unknown dtypes.
+ */
+CLATTN_API clattn_status clattn_tolerance(clattn_dtype dtype, double *atol, double *rtol, double *max_nmse);
+
+/** Conversions used for f16/bf16 storage (round to nearest even). */
+CLATTN_API float clattn_half_to_float(uint16_t h);
+CLATTN_API uint16_t clattn_float_to_half(float f);
+CLATTN_API float clattn_bf16_to_float(uint16_t b);
+CLATTN_API uint16_t clattn_float_to_bf16(float f);
+
+/* ------------------------------------------------------------------------ */
+/* .npy files                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define CLATTN_NPY_MAX_DIMS 8
+
+typedef enum clattn_npy_type {
+    CLATTN_NPY_F32 = 0, /**< '<f4' */
+    CLATTN_NPY_F16,     /**< '<f2' */
+    CLATTN_NPY_I32,     /**< '<i4' */
+    CLATTN_NPY_F64,     /**< '<f8' */
+    CLATTN_NPY_I64,     /**< '<i8' */
+    CLATTN_NPY_TYPE_COUNT_
+} clattn_npy_type;
+
+/** An array read from or written to a .npy file, always C order in memory. */
+typedef struct clattn_npy {
+    clattn_npy_type type;
+    int ndim;
+    int64_t shape[CLATTN_NPY_MAX_DIMS];
+    size_t count;  /**< number of elements */
+    void *data;    /**< malloc'ed by clattn_npy_load, freed by clattn_npy_free */
+} clattn_npy;
+
+/**
+ * Read a .npy file (format 1.0, 2.0 or 3.0, little-endian f4/f2/i4/f8/i8 or
+ * byte-order-free, C order; Fortran order is transposed to C order). Rejects
+ * truncated files, garbage, unsupported dtypes and bad shapes with a distinct
+ * status and a message in err (may be NULL). On failure *out is zeroed.
+ */
+CLATTN_API clattn_status clattn_npy_load(const char *path, clattn_npy *out, char *err, size_t err_size);
+
+/**
+ * Write a C-order .npy file (format 1.0). The data goes to a temporary file in
+ * the same directory which is renamed over path only when complete, so a
+ * failed write leaves no file behind.
+ */
+CLATTN_API clattn_status clattn_npy_save(const char *path, clattn_npy_type type, int ndim,
+                                         const int64_t *shape, const void *data, char *err,
+                                         size_t err_size);
+
+/** Free the data of an array from clattn_npy_load and zero it. NULL is a no-op. */
+CLATTN_API void clattn_npy_free(clattn_npy *arr);
+
+/** Bytes per element of an npy type; 0 for unknown. */
+CLATTN_API size_t clattn_npy_type_size(clattn_npy_type type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CLATTN_H */

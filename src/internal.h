@@ -1,0 +1,208 @@
+/*
+ * internal.h - what the library's source files share and nothing else sees:
+ * the context and plan structs, the error-recording macros, the OpenCL
+ * dispatch layer (every cl* call goes through it so tests can inject faults),
+ * and the validated problem description.
+ */
+#ifndef CLATTN_INTERNAL_H
+#define CLATTN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clattn.h"
+
+#define CLATTN_ERRMSG_SIZE 8192
+
+/* ------------------------------------------------------------ errors */
+
+/* Record "func: message" as the context's last error (ctx may be NULL) and
+ * return status. The message is printf-style. */
+clattn_status clattn__error(clattn_context *ctx, clattn_status status, const char *func,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void clattn__clear_error(clattn_context *ctx);
+
+/* Jump to cleanup with status set when cond is false. Needs `status` and a
+ * `cleanup:` label in the calling function, and `ctx` in scope. */
+#define CLATTN_CHECK(cond, st, ...)                                       \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            status = clattn__error(ctx, (st), __func__, __VA_ARGS__);     \
+            goto cleanup;                                                 \
+        }                                                                 \
+    } while (0)
+
+/* Evaluate an OpenCL call returning cl_int; on failure record which call
+ * failed and jump to cleanup. */
+#define CLATTN_CL(call)                                                   \
+    do {                                                                  \
+        cl_int clerr_ = (call);                                           \
+        if (clerr_ != CL_SUCCESS) {                                       \
+            status = clattn__error(ctx, clattn_status_from_cl(clerr_), __func__, "%s failed: %s", \
+                                   #call, clattn_status_name(clattn_status_from_cl(clerr_)));     \
+            goto cleanup;                                                 \
+        }                                                                 \
+    } while (0)
+
+/* ------------------------------------------------------------ OpenCL dispatch layer */
+
+/* Fault injection: the nth (1-based) call from now through the dispatch layer
+ * (cl calls and host allocations) fails with code; nth = 0 disables. */
+void clattn__fault_inject(long nth, cl_int code);
+/* Calls through the layer since the last clattn__fault_inject(). */
+long clattn__fault_calls(void);
+/* Device buffers created through the layer since process start. */
+long clattn__buffer_allocations(void);
+
+void *clattn__malloc(size_t n);
+void *clattn__calloc(size_t n, size_t size);
+void clattn__free(void *p);
+
+cl_int cla_GetPlatformIDs(cl_uint n, cl_platform_id *p, cl_uint *num);
+cl_int cla_GetPlatformInfo(cl_platform_id p, cl_platform_info what, size_t n, void *v, size_t *ret);
+cl_int cla_GetDeviceIDs(cl_platform_id p, cl_device_type t, cl_uint n, cl_device_id *d, cl_uint *num);
+cl_int cla_GetDeviceInfo(cl_device_id d, cl_device_info what, size_t n, void *v, size_t *ret);
+cl_context cla_CreateContext(cl_device_id d, cl_int *err);
+cl_command_queue cla_CreateCommandQueue(cl_context c, cl_device_id d, cl_command_queue_properties p, cl_int *err);
+cl_int cla_GetCommandQueueInfo(cl_command_queue q, cl_command_queue_info what, size_t n, void *v, size_t *ret);
+cl_int cla_GetContextInfo(cl_context c, cl_context_info what, size_t n, void *v, size_t *ret);
+cl_mem cla_CreateBuffer(cl_context c, cl_mem_flags f, size_t n, void *host, cl_int *err);
+cl_int cla_GetMemObjectInfo(cl_mem m, cl_mem_info what, size_t n, void *v, size_t *ret);
+cl_program cla_CreateProgramWithSource(cl_context c, cl_uint n, const char **src, const size_t *len, cl_int *err);
+cl_program cla_CreateProgramWithBinary(cl_context c, cl_device_id d, size_t len, const unsigned char *bin,
+                                       cl_int *bin_status, cl_int *err);
+cl_int cla_BuildProgram(cl_program p, cl_device_id d, const char *options);
+cl_int cla_GetProgramInfo(cl_program p, cl_program_info what, size_t n, void *v, size_t *ret);
+cl_int cla_GetProgramBuildInfo(cl_program p, cl_device_id d, cl_program_build_info what, size_t n, void *v, size_t *ret);
+cl_kernel cla_CreateKernel(cl_program p, const char *name, cl_int *err);
+cl_int cla_GetKernelWorkGroupInfo(cl_kernel k, cl_device_id d, cl_kernel_work_group_info what, size_t n, void *v, size_t *ret);
+cl_int cla_SetKernelArg(cl_kernel k, cl_uint i, size_t n, const void *v);
+cl_int cla_EnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *global,
+                                const size_t *local, cl_uint nwait, const cl_event *wait, cl_event *ev);
+cl_int cla_EnqueueWriteBuffer(cl_command_queue q, cl_mem m, cl_bool block, size_t off, size_t n, const void *p,
+                              cl_uint nwait, const cl_event *wait, cl_event *ev);
+cl_int cla_EnqueueReadBuffer(cl_command_queue q, cl_mem m, cl_bool block, size_t off, size_t n, void *p,
+                             cl_uint nwait, const cl_event *wait, cl_event *ev);
+cl_int cla_Finish(cl_command_queue q);
+cl_int cla_WaitForEvents(cl_uint n, const cl_event *ev);
+/* Releases never fail by injection: they run on cleanup paths. */
+void cla_Drain(cl_command_queue q); /* clFinish on a cleanup path */
+void cla_ReleaseMemObject(cl_mem m);
+void cla_ReleaseKernel(cl_kernel k);
+void cla_ReleaseProgram(cl_program p);
+void cla_ReleaseEvent(cl_event e);
+void cla_ReleaseCommandQueue(cl_command_queue q);
+void cla_ReleaseContext(cl_context c);
+cl_int cla_RetainContext(cl_context c);
+cl_int cla_RetainCommandQueue(cl_command_queue q);
+
+/* ------------------------------------------------------------ context */
+
+typedef struct clattn__program_entry {
+    struct clattn__program_entry *next;
+    char *key; /* kernel file name + '\n' + options */
+    cl_program program;
+} clattn__program_entry;
+
+struct clattn_context {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context cl_ctx;
+    cl_command_queue queue;
+    char device_name[256];
+    char device_vendor[256];
+    char driver_version[128];
+    char platform_version[256];
+    cl_device_type device_type;
+    cl_uint compute_units;
+    cl_ulong global_mem;
+    cl_ulong max_alloc;
+    cl_ulong local_mem;
+    size_t max_wg;
+    int has_fp16;
+    int has_fp64;
+    clattn__program_entry *programs;
+    char last_error[CLATTN_ERRMSG_SIZE];
+};
+
+/* ------------------------------------------------------------ problem */
+
+/* A validated attention problem: dimensions, normalised strides (elements)
+ * and the resolved attributes. The same struct serves plans and the reference. */
+typedef struct clattn__problem {
+    int64_t B, Hq, Hkv, Nq, Nk, D, Dv;
+    clattn_dtype in_dtype, out_dtype;
+    clattn_tensor q, k, v, o, lse, bias; /* strides filled in */
+    int has_lse, has_bias, has_alibi, has_key_lengths;
+    clattn_attention_desc desc; /* as given, variant resolved by the caller */
+    float scale;                /* resolved */
+    int64_t off;                /* diagonal offset from align */
+    size_t need_bytes[6];       /* bytes from offset each view touches: q k v o lse bias */
+} clattn__problem;
+
+enum { CLATTN__T_Q, CLATTN__T_K, CLATTN__T_V, CLATTN__T_O, CLATTN__T_LSE, CLATTN__T_BIAS };
+
+/* Validate desc + args (metadata only; buffers are not touched) into *p.
+ * desc NULL means defaults. On failure the message names the argument. */
+clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_desc *desc,
+                                   const clattn_args *args, clattn__problem *p);
+
+/* Check the buffers of args against p: present where required, large enough,
+ * outputs not overlapping inputs or each other. */
+clattn_status clattn__problem_check_buffers(clattn_context *ctx, const clattn__problem *p,
+                                            const clattn_args *args, int require);
+
+/* Fill default (contiguous) strides and validate a tensor view; name is the
+ * argument's name for messages. */
+clattn_status clattn__tensor_check(clattn_context *ctx, const char *name, clattn_tensor *t, int ndim,
+                                   int output, size_t *need_bytes);
+
+/* ------------------------------------------------------------ plans and variants */
+
+typedef struct clattn__variant {
+    clattn_variant id;
+    /* NULL when the variant can run p on ctx's device, else a static string
+     * naming the first thing it lacks ("sliding window", "bf16 storage"...). */
+    const char *(*supports)(const clattn_context *ctx, const clattn__problem *p);
+    /* Choose parameters, build programs and kernels, allocate scratch. */
+    clattn_status (*create)(clattn_plan *plan);
+    clattn_status (*enqueue)(clattn_plan *plan, const clattn_args *args, cl_command_queue q,
+                             cl_uint nwait, const cl_event *wait, cl_event *ev);
+    void (*destroy)(clattn_plan *plan);
+} clattn__variant;
+
+struct clattn_plan {
+    clattn_context *ctx;
+    clattn__problem prob;
+    const clattn__variant *variant;
+    void *state; /* the variant's own */
+    char params_json[512];
+};
+
+extern const clattn__variant clattn__variant_naive;
+
+/* ------------------------------------------------------------ programs */
+
+/* Build (or fetch from the context's cache) kernels/<name>.cl with options.
+ * The returned program belongs to the cache; callers retain what they keep
+ * (kernels created from it keep it alive). */
+clattn_status clattn__program_get(clattn_context *ctx, const char *name, const char *options,
+                                  cl_program *out);
+void clattn__programs_free(clattn_context *ctx);
+
+/* Append printf-style text to buf of size n at *len; returns 0 on overflow. */
+int clattn__appendf(char *buf, size_t n, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Overflow-checked size arithmetic: return 0 on overflow. */
+static inline int clattn__mul_size(size_t a, size_t b, size_t *r)
+{
+    return !__builtin_mul_overflow(a, b, r);
+}
+static inline int clattn__add_size(size_t a, size_t b, size_t *r)
+{
+    return !__builtin_add_overflow(a, b, r);
+}
+
+#endif

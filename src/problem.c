@@ -1,0 +1,205 @@
+/*
+ * problem.c - one validation of an attention problem for every entry point
+ * (plans, the host convenience call, the reference): attributes, shapes,
+ * dtypes, optional inputs, and the buffers behind the views.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char *const tensor_names[6] = {"q", "k", "v", "o", "lse", "bias"};
+
+clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_desc *desc, const clattn_args *args,
+                                   clattn__problem *p)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    clattn_attention_desc d;
+    memset(p, 0, sizeof *p);
+    CLATTN_CHECK(args != NULL, CLATTN_ERROR_NULL_ARGUMENT, "args is NULL");
+    if (desc)
+        d = *desc;
+    else
+        memset(&d, 0, sizeof d);
+
+    CLATTN_CHECK((int)d.align >= 0 && d.align < CLATTN_ALIGN_COUNT_, CLATTN_ERROR_INVALID_ENUM,
+                 "desc.align: unknown value %d", (int)d.align);
+    CLATTN_CHECK((int)d.variant >= 0 && d.variant < CLATTN_VARIANT_COUNT_, CLATTN_ERROR_INVALID_ENUM,
+                 "desc.variant: unknown value %d", (int)d.variant);
+    CLATTN_CHECK(isfinite(d.scale), CLATTN_ERROR_INVALID_SCALE, "desc.scale: %g is not finite", (double)d.scale);
+    CLATTN_CHECK(isfinite(d.softcap) && d.softcap >= 0.0f, CLATTN_ERROR_INVALID_SOFTCAP,
+                 "desc.softcap: %g must be finite and >= 0 (0 = off)", (double)d.softcap);
+    if (d.use_window)
+        CLATTN_CHECK(d.window_left >= -1 && d.window_right >= -1, CLATTN_ERROR_INVALID_WINDOW,
+                     "desc.window: (%d, %d) must be >= -1 each (-1 = unbounded)", (int)d.window_left,
+                     (int)d.window_right);
+    p->desc = d;
+
+    p->q = args->q;
+    p->k = args->k;
+    p->v = args->v;
+    p->o = args->o;
+    status = clattn__tensor_check(ctx, "q", &p->q, 4, 0, &p->need_bytes[CLATTN__T_Q]);
+    if (status) goto cleanup;
+    status = clattn__tensor_check(ctx, "k", &p->k, 4, 0, &p->need_bytes[CLATTN__T_K]);
+    if (status) goto cleanup;
+    status = clattn__tensor_check(ctx, "v", &p->v, 4, 0, &p->need_bytes[CLATTN__T_V]);
+    if (status) goto cleanup;
+    status = clattn__tensor_check(ctx, "o", &p->o, 4, 1, &p->need_bytes[CLATTN__T_O]);
+    if (status) goto cleanup;
+
+    CLATTN_CHECK(p->k.dtype == p->q.dtype && p->v.dtype == p->q.dtype, CLATTN_ERROR_INVALID_DTYPE,
+                 "k, v: dtypes (%s, %s) differ from q's %s", clattn_dtype_name(p->k.dtype),
+                 clattn_dtype_name(p->v.dtype), clattn_dtype_name(p->q.dtype));
+    p->in_dtype = p->q.dtype;
+    p->out_dtype = p->o.dtype;
+
+    p->B = p->q.shape[0];
+    p->Hq = p->q.shape[1];
+    p->Nq = p->q.shape[2];
+    p->D = p->q.shape[3];
+    p->Hkv = p->k.shape[1];
+    p->Nk = p->k.shape[2];
+    p->Dv = p->v.shape[3];
+    CLATTN_CHECK(p->k.shape[0] == p->B && p->v.shape[0] == p->B && p->o.shape[0] == p->B, CLATTN_ERROR_INVALID_SHAPE,
+                 "k, v, o: batch sizes (%lld, %lld, %lld) differ from q's %lld", (long long)p->k.shape[0],
+                 (long long)p->v.shape[0], (long long)p->o.shape[0], (long long)p->B);
+    CLATTN_CHECK(p->v.shape[1] == p->Hkv, CLATTN_ERROR_INVALID_SHAPE, "v: %lld heads but k has %lld",
+                 (long long)p->v.shape[1], (long long)p->Hkv);
+    CLATTN_CHECK(p->v.shape[2] == p->Nk, CLATTN_ERROR_INVALID_SHAPE, "v: %lld keys but k has %lld",
+                 (long long)p->v.shape[2], (long long)p->Nk);
+    CLATTN_CHECK(p->k.shape[3] == p->D, CLATTN_ERROR_INVALID_SHAPE, "k: head dim %lld differs from q's %lld",
+                 (long long)p->k.shape[3], (long long)p->D);
+    CLATTN_CHECK(p->o.shape[1] == p->Hq && p->o.shape[2] == p->Nq && p->o.shape[3] == p->Dv,
+                 CLATTN_ERROR_INVALID_SHAPE, "o: shape [%lld, %lld, %lld, %lld] must be [B, Hq, Nq, Dv] = [%lld, %lld, %lld, %lld]",
+                 (long long)p->o.shape[0], (long long)p->o.shape[1], (long long)p->o.shape[2],
+                 (long long)p->o.shape[3], (long long)p->B, (long long)p->Hq, (long long)p->Nq, (long long)p->Dv);
+    CLATTN_CHECK(p->Hq % p->Hkv == 0, CLATTN_ERROR_HEAD_MISMATCH,
+                 "q, k: %lld query heads are not a multiple of %lld key/value heads", (long long)p->Hq,
+                 (long long)p->Hkv);
+    CLATTN_CHECK(p->D <= CLATTN_MAX_HEAD_DIM && p->Dv <= CLATTN_MAX_HEAD_DIM, CLATTN_ERROR_HEAD_DIM,
+                 "q, v: head dims (%lld, %lld) exceed %d", (long long)p->D, (long long)p->Dv, CLATTN_MAX_HEAD_DIM);
+
+    p->has_lse = args->has_lse || args->lse.buffer != NULL;
+    if (p->has_lse) {
+        p->lse = args->lse;
+        status = clattn__tensor_check(ctx, "lse", &p->lse, 3, 1, &p->need_bytes[CLATTN__T_LSE]);
+        if (status) goto cleanup;
+        CLATTN_CHECK(p->lse.dtype == CLATTN_F32, CLATTN_ERROR_INVALID_DTYPE, "lse: dtype must be f32, got %s",
+                     clattn_dtype_name(p->lse.dtype));
+        CLATTN_CHECK(p->lse.shape[0] == p->B && p->lse.shape[1] == p->Hq && p->lse.shape[2] == p->Nq,
+                     CLATTN_ERROR_INVALID_SHAPE, "lse: shape [%lld, %lld, %lld] must be [B, Hq, Nq] = [%lld, %lld, %lld]",
+                     (long long)p->lse.shape[0], (long long)p->lse.shape[1], (long long)p->lse.shape[2],
+                     (long long)p->B, (long long)p->Hq, (long long)p->Nq);
+    }
+
+    p->has_bias = args->has_bias || args->bias.buffer != NULL;
+    if (p->has_bias) {
+        const int64_t full[4] = {p->B, p->Hq, p->Nq, p->Nk};
+        p->bias = args->bias;
+        status = clattn__tensor_check(ctx, "bias", &p->bias, 4, 0, &p->need_bytes[CLATTN__T_BIAS]);
+        if (status) goto cleanup;
+        CLATTN_CHECK(p->bias.dtype == CLATTN_F32, CLATTN_ERROR_INVALID_BIAS, "bias: dtype must be f32, got %s",
+                     clattn_dtype_name(p->bias.dtype));
+        for (int i = 0; i < 4; i++) {
+            CLATTN_CHECK(p->bias.shape[i] == 1 || p->bias.shape[i] == full[i], CLATTN_ERROR_INVALID_BIAS,
+                         "bias: dim %d has size %lld, which is neither 1 nor %lld of [B, Hq, Nq, Nk]", i,
+                         (long long)p->bias.shape[i], (long long)full[i]);
+            if (p->bias.shape[i] == 1)
+                p->bias.strides[i] = 0; /* broadcast */
+        }
+    }
+
+    p->has_alibi = args->has_alibi || args->alibi != NULL;
+    if (p->has_alibi)
+        CLATTN_CHECK(args->alibi_offset % sizeof(float) == 0, CLATTN_ERROR_MISALIGNED,
+                     "alibi: byte offset %zu is not a multiple of 4", args->alibi_offset);
+    p->has_key_lengths = args->has_key_lengths || args->key_lengths != NULL;
+    if (p->has_key_lengths)
+        CLATTN_CHECK(args->key_lengths_offset % sizeof(int32_t) == 0, CLATTN_ERROR_MISALIGNED,
+                     "key_lengths: byte offset %zu is not a multiple of 4", args->key_lengths_offset);
+
+    p->scale = d.scale != 0.0f ? d.scale : (float)(1.0 / sqrt((double)p->D));
+    p->off = d.align == CLATTN_ALIGN_BOTTOM_RIGHT ? p->Nk - p->Nq : 0;
+cleanup:
+    return status;
+}
+
+/* The base buffer and absolute byte range of a view, through sub-buffers. */
+static clattn_status resolve(clattn_context *ctx, cl_mem m, size_t off, size_t need, cl_mem *base, size_t *lo,
+                             size_t *hi)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    cl_mem parent = NULL;
+    size_t sub_off = 0;
+    CLATTN_CL(cla_GetMemObjectInfo(m, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof parent, &parent, NULL));
+    if (parent)
+        CLATTN_CL(cla_GetMemObjectInfo(m, CL_MEM_OFFSET, sizeof sub_off, &sub_off, NULL));
+    *base = parent ? parent : m;
+    *lo = sub_off + off;
+    *hi = sub_off + need; /* need already includes off */
+cleanup:
+    return status;
+}
+
+clattn_status clattn__problem_check_buffers(clattn_context *ctx, const clattn__problem *p, const clattn_args *args,
+                                            int require)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    const clattn_tensor *views[6] = {&args->q, &args->k, &args->v, &args->o, &args->lse, &args->bias};
+    const int present[6] = {1, 1, 1, 1, p->has_lse, p->has_bias};
+    cl_mem base[6] = {0};
+    size_t lo[6] = {0}, hi[6] = {0};
+    for (int i = 0; i < 6; i++) {
+        size_t size = 0;
+        if (!present[i])
+            continue;
+        if (!views[i]->buffer) {
+            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "%s: buffer is NULL", tensor_names[i]);
+            continue;
+        }
+        CLATTN_CL(cla_GetMemObjectInfo(views[i]->buffer, CL_MEM_SIZE, sizeof size, &size, NULL));
+        CLATTN_CHECK(size >= p->need_bytes[i], CLATTN_ERROR_BUFFER_TOO_SMALL,
+                     "%s: buffer holds %zu bytes, the view needs %zu", tensor_names[i], size, p->need_bytes[i]);
+        status = resolve(ctx, views[i]->buffer, views[i]->offset, p->need_bytes[i], &base[i], &lo[i], &hi[i]);
+        if (status)
+            goto cleanup;
+    }
+    /* Outputs (o, lse) must not overlap any other view. Byte ranges are a
+     * conservative test for strided views. */
+    for (int i = CLATTN__T_O; i <= CLATTN__T_LSE; i++) {
+        if (!base[i])
+            continue;
+        for (int j = 0; j < 6; j++) {
+            if (j == i || !base[j])
+                continue;
+            CLATTN_CHECK(base[i] != base[j] || hi[i] <= lo[j] || hi[j] <= lo[i], CLATTN_ERROR_ALIASING,
+                         "%s: output bytes [%zu, %zu) overlap %s bytes [%zu, %zu) of the same buffer",
+                         tensor_names[i], lo[i], hi[i], tensor_names[j], lo[j], hi[j]);
+        }
+    }
+    if (p->has_alibi) {
+        size_t size = 0;
+        if (!args->alibi) {
+            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "alibi: buffer is NULL");
+        } else {
+            CLATTN_CL(cla_GetMemObjectInfo(args->alibi, CL_MEM_SIZE, sizeof size, &size, NULL));
+            CLATTN_CHECK(size >= args->alibi_offset && size - args->alibi_offset >= (size_t)p->Hq * 4,
+                         CLATTN_ERROR_BUFFER_TOO_SMALL, "alibi: buffer holds %zu bytes, %lld slopes need %zu from offset %zu",
+                         size, (long long)p->Hq, (size_t)p->Hq * 4, args->alibi_offset);
+        }
+    }
+    if (p->has_key_lengths) {
+        size_t size = 0;
+        if (!args->key_lengths) {
+            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "key_lengths: buffer is NULL");
+        } else {
+            CLATTN_CL(cla_GetMemObjectInfo(args->key_lengths, CL_MEM_SIZE, sizeof size, &size, NULL));
+            CLATTN_CHECK(size >= args->key_lengths_offset && size - args->key_lengths_offset >= (size_t)p->B * 4,
+                         CLATTN_ERROR_BUFFER_TOO_SMALL, "key_lengths: buffer holds %zu bytes, %lld lengths need %zu from offset %zu",
+                         size, (long long)p->B, (size_t)p->B * 4, args->key_lengths_offset);
+        }
+    }
+cleanup:
+    return status;
+}

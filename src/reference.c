@@ -1,0 +1,212 @@
+/*
+ * reference.c - the CPU reference: the semantics of every variant computed in
+ * double precision from exactly widened inputs, and the comparison metrics
+ * that decide whether a device result passes.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A host tensor as a metadata-only device view (contiguous). */
+static clattn_tensor host_view(const clattn_host_tensor *h)
+{
+    return clattn_tensor_make(NULL, 0, h->dtype, h->shape[0], h->shape[1], h->shape[2], h->shape[3]);
+}
+
+/* Shared by the reference and the host convenience call: validate host args
+ * exactly as a plan would, plus the values a device cannot check up front. */
+clattn_status clattn__host_problem(clattn_context *ctx, const clattn_attention_desc *desc,
+                                   const clattn_host_args *h, clattn__problem *p);
+clattn_status clattn__host_problem(clattn_context *ctx, const clattn_attention_desc *desc,
+                                   const clattn_host_args *h, clattn__problem *p)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    clattn_args a;
+    memset(&a, 0, sizeof a);
+    CLATTN_CHECK(h != NULL, CLATTN_ERROR_NULL_ARGUMENT, "args is NULL");
+    CLATTN_CHECK(h->q.data && h->k.data && h->v.data && h->o.data, CLATTN_ERROR_NULL_ARGUMENT,
+                 "%s: data is NULL", !h->q.data ? "q" : !h->k.data ? "k" : !h->v.data ? "v" : "o");
+    a.q = host_view(&h->q);
+    a.k = host_view(&h->k);
+    a.v = host_view(&h->v);
+    a.o = host_view(&h->o);
+    a.has_lse = h->lse.data != NULL;
+    if (a.has_lse)
+        a.lse = host_view(&h->lse);
+    a.has_bias = h->bias.data != NULL;
+    if (a.has_bias)
+        a.bias = host_view(&h->bias);
+    a.has_alibi = h->alibi != NULL;
+    a.has_key_lengths = h->key_lengths != NULL;
+    status = clattn__problem_init(ctx, desc, &a, p);
+    if (status)
+        goto cleanup;
+    if (p->has_key_lengths)
+        for (int64_t b = 0; b < p->B; b++)
+            CLATTN_CHECK(h->key_lengths[b] >= 0 && h->key_lengths[b] <= p->Nk, CLATTN_ERROR_INVALID_KEY_LENGTHS,
+                         "key_lengths[%lld] = %d is outside 0..Nk = %lld", (long long)b, (int)h->key_lengths[b],
+                         (long long)p->Nk);
+    if (p->has_alibi)
+        for (int64_t i = 0; i < p->Hq; i++)
+            CLATTN_CHECK(isfinite(h->alibi[i]), CLATTN_ERROR_INVALID_ALIBI, "alibi[%lld] = %g is not finite",
+                         (long long)i, (double)h->alibi[i]);
+cleanup:
+    return status;
+}
+
+static double load(const void *data, clattn_dtype dt, size_t i)
+{
+    switch (dt) {
+    case CLATTN_F16: return clattn_half_to_float(((const uint16_t *)data)[i]);
+    case CLATTN_BF16: return clattn_bf16_to_float(((const uint16_t *)data)[i]);
+    default: return ((const float *)data)[i];
+    }
+}
+
+static void store(void *data, clattn_dtype dt, size_t i, double x)
+{
+    switch (dt) {
+    case CLATTN_F16: ((uint16_t *)data)[i] = clattn_float_to_half((float)x); break;
+    case CLATTN_BF16: ((uint16_t *)data)[i] = clattn_float_to_bf16((float)x); break;
+    default: ((float *)data)[i] = (float)x; break;
+    }
+}
+
+static double *widen(const clattn_host_tensor *t, size_t n)
+{
+    double *w = clattn__malloc(n * sizeof *w);
+    if (w)
+        for (size_t i = 0; i < n; i++)
+            w[i] = load(t->data, t->dtype, i);
+    return w;
+}
+
+clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_host_args *args)
+{
+    clattn_status status;
+    clattn__problem p;
+    double *q = NULL, *k = NULL, *v = NULL, *s = NULL, *acc = NULL;
+    size_t nq, nk, nv;
+    status = clattn__host_problem(NULL, desc, args, &p);
+    if (status)
+        return status;
+    nq = (size_t)(p.B * p.Hq * p.Nq * p.D);
+    nk = (size_t)(p.B * p.Hkv * p.Nk * p.D);
+    nv = (size_t)(p.B * p.Hkv * p.Nk * p.Dv);
+    q = widen(&args->q, nq);
+    k = widen(&args->k, nk);
+    v = widen(&args->v, nv);
+    s = clattn__malloc((size_t)p.Nk * sizeof *s);
+    acc = clattn__malloc((size_t)p.Dv * sizeof *acc);
+    if (!q || !k || !v || !s || !acc) {
+        status = CLATTN_ERROR_OUT_OF_HOST_MEMORY;
+        goto cleanup;
+    }
+    {
+        const int64_t B = p.B, Hq = p.Hq, Nq = p.Nq, Nk = p.Nk, D = p.D, Dv = p.Dv;
+        const int64_t hpk = p.Hq / p.Hkv;
+        const double scale = p.scale, cap = p.desc.softcap;
+        const float *bias = args->bias.data;
+        for (int64_t b = 0; b < B; b++) {
+            for (int64_t h = 0; h < Hq; h++) {
+                const int64_t hk = h / hpk;
+                const double *kh = k + (size_t)((b * p.Hkv + hk) * Nk * D);
+                const double *vh = v + (size_t)((b * p.Hkv + hk) * Nk * Dv);
+                for (int64_t i = 0; i < Nq; i++) {
+                    const double *qi = q + (size_t)(((b * Hq + h) * Nq + i) * D);
+                    const int64_t diag = i + p.off;
+                    const size_t orow = (size_t)(((b * Hq + h) * Nq + i) * Dv);
+                    int64_t lo = 0, hi = Nk;
+                    double m = -INFINITY, sum = 0.0;
+                    if (p.has_key_lengths && args->key_lengths[b] < hi)
+                        hi = args->key_lengths[b];
+                    if (p.desc.causal && diag + 1 < hi)
+                        hi = diag + 1;
+                    if (p.desc.use_window) {
+                        if (p.desc.window_left >= 0 && diag - p.desc.window_left > lo)
+                            lo = diag - p.desc.window_left;
+                        if (p.desc.window_right >= 0 && diag + p.desc.window_right + 1 < hi)
+                            hi = diag + p.desc.window_right + 1;
+                    }
+                    for (int64_t j = lo; j < hi; j++) {
+                        const double *kj = kh + (size_t)(j * D);
+                        double dot = 0.0, x;
+                        for (int64_t d = 0; d < D; d++)
+                            dot += qi[d] * kj[d];
+                        x = scale * dot;
+                        if (cap > 0.0)
+                            x = cap * tanh(x / cap);
+                        if (p.has_alibi)
+                            x -= (double)args->alibi[h] * fabs((double)(diag - j));
+                        if (p.has_bias) {
+                            const clattn_tensor *bt = &p.bias;
+                            x += bias[b * bt->strides[0] + h * bt->strides[1] + i * bt->strides[2] +
+                                      j * bt->strides[3]];
+                        }
+                        s[j] = x;
+                        if (x > m)
+                            m = x;
+                    }
+                    for (int64_t d = 0; d < Dv; d++)
+                        acc[d] = 0.0;
+                    if (m != -INFINITY) { /* else: no kept key (or all scores -inf): O = 0 */
+                        for (int64_t j = lo; j < hi; j++) {
+                            const double e = exp(s[j] - m);
+                            const double *vj = vh + (size_t)(j * Dv);
+                            sum += e;
+                            for (int64_t d = 0; d < Dv; d++)
+                                acc[d] += e * vj[d];
+                        }
+                    }
+                    for (int64_t d = 0; d < Dv; d++)
+                        store(args->o.data, p.out_dtype, orow + (size_t)d, sum > 0.0 ? acc[d] / sum : 0.0);
+                    if (p.has_lse)
+                        ((float *)args->lse.data)[(b * Hq + h) * Nq + i] =
+                            sum > 0.0 ? (float)(m + log(sum)) : -INFINITY;
+                }
+            }
+        }
+    }
+cleanup:
+    clattn__free(q);
+    clattn__free(k);
+    clattn__free(v);
+    clattn__free(s);
+    clattn__free(acc);
+    return status;
+}
+
+clattn_compare_result clattn_compare_f32(const float *dev, const float *ref, size_t n)
+{
+    clattn_compare_result r;
+    double num = 0.0, den = 0.0;
+    memset(&r, 0, sizeof r);
+    r.count = n;
+    if (!dev || !ref)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        const double a = dev[i], b = ref[i];
+        if (!isfinite(a) || !isfinite(b)) {
+            /* NaN must meet NaN, +-Inf the same Inf */
+            if (!((isnan(a) && isnan(b)) || (isinf(a) && isinf(b) && (a > 0) == (b > 0))))
+                r.nonfinite_mismatch++;
+            continue;
+        }
+        const double e = fabs(a - b);
+        if (e > r.max_abs_err)
+            r.max_abs_err = e;
+        if (fabs(b) > r.max_abs_ref)
+            r.max_abs_ref = fabs(b);
+        num += (a - b) * (a - b);
+        den += b * b;
+    }
+    r.nmse = den > 0.0 ? num / den : (num > 0.0 ? INFINITY : 0.0);
+    return r;
+}
+
+int clattn_compare_ok(const clattn_compare_result *r, double atol, double rtol, double max_nmse)
+{
+    return r && r->nonfinite_mismatch == 0 && r->max_abs_err <= atol + rtol * r->max_abs_ref && r->nmse <= max_nmse;
+}
