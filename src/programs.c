@@ -87,9 +87,10 @@ clattn_status clattn__program_get(clattn_context *ctx, const char *name, const c
 {
     clattn_status status = CLATTN_SUCCESS;
     clattn__program_entry *e = NULL;
-    char *src = NULL;
-    size_t len = 0, klen;
-    int owned = 0;
+    char *src = NULL, *csrc = NULL;
+    size_t len = 0, clen = 0, klen;
+    int owned = 0, cowned = 0;
+    char *full_opts = NULL;
     cl_program prog = NULL;
     cl_int err = CL_SUCCESS;
     char *key = NULL;
@@ -104,15 +105,26 @@ clattn_status clattn__program_get(clattn_context *ctx, const char *name, const c
             goto cleanup;
         }
     }
+    /* Every kernel file is compiled after kernels/common.cl (shared storage
+     * formats and mask helpers); CLATTN_COMMON tells the file not to
+     * #include it itself, which it does when compiled standalone. */
+    status = kernel_source(ctx, "common", &csrc, &clen, &cowned);
+    if (status)
+        goto cleanup;
     status = kernel_source(ctx, name, &src, &len, &owned);
     if (status)
         goto cleanup;
     {
-        const char *srcs[1] = {src};
-        prog = cla_CreateProgramWithSource(ctx->cl_ctx, 1, srcs, &len, &err);
+        const char *srcs[2] = {csrc, src};
+        const size_t lens[2] = {clen, len};
+        prog = cla_CreateProgramWithSource(ctx->cl_ctx, 2, srcs, lens, &err);
     }
     CLATTN_CL(err);
-    err = cla_BuildProgram(prog, ctx->device, options);
+    klen = strlen(options) + 32;
+    full_opts = clattn__malloc(klen);
+    CLATTN_CHECK(full_opts != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "build options");
+    snprintf(full_opts, klen, "%s -DCLATTN_COMMON=1", options);
+    err = cla_BuildProgram(prog, ctx->device, full_opts);
     if (err != CL_SUCCESS) {
         status = err == CL_BUILD_PROGRAM_FAILURE || err == CL_COMPILE_PROGRAM_FAILURE
                      ? build_failure(ctx, prog, name, options, err)
@@ -132,6 +144,9 @@ clattn_status clattn__program_get(clattn_context *ctx, const char *name, const c
 cleanup:
     if (owned)
         clattn__free(src);
+    if (cowned)
+        clattn__free(csrc);
+    clattn__free(full_opts);
     cla_ReleaseProgram(prog);
     clattn__free(key);
     return status;

@@ -145,6 +145,11 @@ START_TEST(build_failure)
     ck_assert_ptr_nonnull(f);
     fputs("__kernel void attn_naive(__global float *x) { this is not C; }\n", f);
     fclose(f);
+    snprintf(path, sizeof path, "%s/common.cl", test_tmpdir()); /* the shared prelude, empty here */
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/naive.cl", test_tmpdir());
     setenv("CLATTN_KERNEL_DIR", test_tmpdir(), 1);
     ck_assert_int_eq(clattn_context_create(NULL, &ctx), CLATTN_SUCCESS);
     memset(&a, 0, sizeof a);
