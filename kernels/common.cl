@@ -130,4 +130,103 @@ inline float finish_score(float s, float softcap, float slope, long diag, long j
     return s;
 }
 
+
+/* ------------------------------------------------------------------------
+ * Tile helpers of the work-group kernels (tiled.cl, flash.cl): present when
+ * the tile shape is defined. A work-group owns BLOCK_M query rows of one
+ * (batch, head); its WG work-items form BLOCK_M / ROWS row groups of TPR
+ * work-items. For scores, the TPR work-items of a group split the keys of a
+ * tile; for the output, they split the Dv columns (column t, t+TPR, ...).
+ * ------------------------------------------------------------------------ */
+#if defined(BLOCK_M) && defined(BLOCK_N)
+
+#ifndef ROWS
+#define ROWS 1 /* query rows per work-item */
+#endif
+#ifndef TPR
+#define TPR 1 /* work-items per row group */
+#endif
+#ifndef VEC
+#define VEC 1 /* 4: K/V/Q rows are contiguous and a multiple of 4 long: vector loads */
+#endif
+#define WG (BLOCK_M / ROWS * TPR)
+#define DMAX (HEAD_DIM > HEAD_DIM_V ? HEAD_DIM : HEAD_DIM_V)
+/* Odd leading dimensions: work-items reading column d of different rows hit
+ * different local-memory banks. */
+#define LDQ (HEAD_DIM | 1)
+#define LDKV (DMAX | 1)
+#define DV_PER ((HEAD_DIM_V + TPR - 1) / TPR)
+
+#if VEC == 4
+#if IN_DTYPE == 0
+#define LOAD4(p, i) vload4(0, (p) + (i))
+#elif IN_DTYPE == 1
+#define LOAD4(p, i) vload_half4(0, (p) + (i))
+#else
+#define LOAD4(p, i) as_float4(convert_uint4(vload4(0, (p) + (i))) << 16)
+#endif
+#endif
+
+/* Rows [n0, n0 + nrows) of one head (row r at base + r * sn, element d at
+ * d * sd) into dst[r * ld + d], as float; rows at or past `end` become 0. */
+inline void load_rows(__local float *dst, const int ld, __global const in_t *src, const long base, const long sn,
+                      const long sd, const long n0, const int nrows, const long end, const int dim)
+{
+    const int lid = (int)get_local_id(0);
+#if VEC == 4
+    const int dim4 = dim / 4;
+    for (int idx = lid; idx < nrows * dim4; idx += WG) {
+        const int r = idx / dim4, d = (idx - r * dim4) * 4;
+        const long n = n0 + r;
+        const float4 x = n < end ? LOAD4(src, base + n * sn + d) : (float4)(0.0f);
+        dst[r * ld + d] = x.s0;
+        dst[r * ld + d + 1] = x.s1;
+        dst[r * ld + d + 2] = x.s2;
+        dst[r * ld + d + 3] = x.s3;
+    }
+    (void)sd;
+#else
+    for (int idx = lid; idx < nrows * dim; idx += WG) {
+        const int r = idx / dim, d = idx - r * dim;
+        const long n = n0 + r;
+        dst[r * ld + d] = n < end ? LOAD_IN(src, base + n * sn + d * sd) : 0.0f;
+    }
+#endif
+}
+
+/* Per-row state a work-item keeps for each of its ROWS rows. */
+typedef struct row_info {
+    long i;       /* query row index (may be >= n_q in the last block) */
+    long lo, hi;  /* its exact kept-key interval */
+    long bias_row;
+} row_info;
+
+/* Scores of this work-item's rows against keys t, t+TPR, ... of the tile
+ * starting at key n0 (Ks holds the tile), into S[row * BLOCK_N + jj]. Masked
+ * pairs get -inf by selection, so NaN in a masked K never enters. */
+inline void score_tile(__local const float *Qs, __local const float *Ks, __local float *S, const row_info *ri,
+                       const int g, const int t, const long n0, const float scale, const float softcap,
+                       const float slope, const long diag_off, __global const float *bias, const long bsk)
+{
+    for (int jj = t; jj < BLOCK_N; jj += TPR) {
+        const long j = n0 + jj;
+        float dot[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            dot[r] = 0.0f;
+        for (int d = 0; d < HEAD_DIM; d++) {
+            const float kd = Ks[jj * LDKV + d];
+            for (int r = 0; r < ROWS; r++)
+                dot[r] = fma(Qs[(g * ROWS + r) * LDQ + d], kd, dot[r]);
+        }
+        for (int r = 0; r < ROWS; r++) {
+            const int kept = j >= ri[r].lo && j < ri[r].hi;
+            S[(g * ROWS + r) * BLOCK_N + jj] =
+                kept ? finish_score(dot[r] * scale, softcap, slope, ri[r].i + diag_off, j, bias, ri[r].bias_row, bsk)
+                     : -INFINITY;
+        }
+    }
+}
+
+#endif /* BLOCK_M && BLOCK_N */
+
 #endif /* CLATTN_COMMON_CL */

@@ -101,7 +101,7 @@ cl_int cla_RetainCommandQueue(cl_command_queue q);
 
 typedef struct clattn__program_entry {
     struct clattn__program_entry *next;
-    char *key; /* kernel file name + '\n' + options */
+    char *key; /* kernel file name, options and a hash of the sources, '\n'-separated */
     cl_program program;
 } clattn__program_entry;
 
@@ -181,6 +181,42 @@ struct clattn_plan {
 };
 
 extern const clattn__variant clattn__variant_naive;
+extern const clattn__variant clattn__variant_tiled;
+extern const clattn__variant clattn__variant_flash;
+
+/* Set the arguments every attention kernel takes (ATTN_KERNEL_ARGS in
+ * kernels/common.cl) from the plan's problem and this call's buffers. */
+clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, const clattn_args *args);
+
+/* The -D options every attention kernel takes (dims, dtypes, feature switches). */
+int clattn__problem_options(const clattn__problem *p, char *buf, size_t n, size_t *len);
+
+/* ------------------------------------------------------------ tuning */
+
+/* Launch parameters of the work-group variants (tiled, flash). */
+typedef struct clattn__params {
+    int block_m; /* query rows per work-group */
+    int block_n; /* keys per K/V tile */
+    int rows;    /* query rows per work-item */
+    int tpr;     /* work-items per row group (split keys for scores, Dv for the output) */
+    int vec;     /* 1 or 4: vector width of global loads */
+    int wg;      /* derived: block_m / rows * tpr */
+} clattn__params;
+
+/* Parameters for variant on ctx's device and problem p, from the tuning table
+ * (vendor -> device -> defaults), fitted to the device's limits. source
+ * receives a static string naming the table entry used. */
+clattn_status clattn__tune_params(const clattn_context *ctx, const clattn__problem *p, clattn_variant variant,
+                                  clattn__params *out, const char **source);
+/* Fit parameters to the problem and the device: vector loads only on
+ * contiguous rows of a multiple of 4, a small enough private accumulator on
+ * GPUs, and the work-group size and local memory within the device's limits. */
+clattn_status clattn__tune_fit(const clattn_context *ctx, const clattn__problem *p, clattn__params *io);
+/* Local memory (bytes) a tile kernel needs with these parameters. */
+size_t clattn__tile_local_bytes(const clattn__problem *p, const clattn__params *pr);
+/* The automatic choice order of variants on ctx's device (CLATTN_VARIANT_AUTO
+ * terminated). */
+const clattn_variant *clattn__tune_order(const clattn_context *ctx);
 
 /* ------------------------------------------------------------ programs */
 

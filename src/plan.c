@@ -13,10 +13,13 @@
 
 #include "internal.h"
 
-/* Preference order for CLATTN_VARIANT_AUTO. Adding a variant is one line here
- * and one file under src/variants/. */
+/* Every variant built into the library. Adding a variant is one line here and
+ * one file under src/variants/; the automatic order comes from the tuning
+ * table (src/tune.c). */
 static const clattn__variant *const registry[] = {
     &clattn__variant_naive,
+    &clattn__variant_tiled,
+    &clattn__variant_flash,
 };
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])
 
@@ -80,13 +83,15 @@ clattn_status clattn_plan_create(clattn_context *ctx, const clattn_attention_des
         char why[1024];
         size_t len = 0;
         why[0] = '\0';
-        for (size_t i = 0; i < REGISTRY_SIZE && !plan->variant; i++) {
-            const char *lack = registry[i]->supports(ctx, &plan->prob);
+        const clattn_variant *order = clattn__tune_order(ctx);
+        for (int i = 0; order[i] != CLATTN_VARIANT_AUTO && !plan->variant; i++) {
+            const clattn__variant *v = find_variant(order[i]);
+            const char *lack = v ? v->supports(ctx, &plan->prob) : "an implementation";
             if (!lack)
-                plan->variant = registry[i];
+                plan->variant = v;
             else
                 clattn__appendf(why, sizeof why, &len, "%s%s lacks %s", len ? "; " : "",
-                                clattn_variant_name(registry[i]->id), lack);
+                                clattn_variant_name(order[i]), lack);
         }
         CLATTN_CHECK(plan->variant != NULL, CLATTN_ERROR_NO_VARIANT, "no variant supports this problem: %s", why);
     }

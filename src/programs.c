@@ -1,13 +1,15 @@
 /*
  * programs.c - kernel sources (embedded at build time, or read from the source
  * tree with -Dkernel_source=runtime / CLATTN_KERNEL_DIR), -D specialisation,
- * building, and the per-context cache of built programs keyed by
- * (kernel file, options).
+ * building, and the per-context in-memory cache of built programs keyed by
+ * (kernel file, options, hash of the source text compiled). On a miss the
+ * on-disk cache (cache.c) is tried before building from source.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "internal.h"
 #include "programs.h"
 
@@ -87,6 +89,8 @@ clattn_status clattn__program_get(clattn_context *ctx, const char *name, const c
 {
     clattn_status status = CLATTN_SUCCESS;
     clattn__program_entry *e = NULL;
+    clattn__cache_input in;
+    clattn__cache_file file = {0};
     char *src = NULL, *csrc = NULL;
     size_t len = 0, clen = 0, klen;
     int owned = 0, cowned = 0;
@@ -94,17 +98,8 @@ clattn_status clattn__program_get(clattn_context *ctx, const char *name, const c
     cl_program prog = NULL;
     cl_int err = CL_SUCCESS;
     char *key = NULL;
+    char hash[33];
 
-    klen = strlen(name) + 1 + strlen(options) + 1;
-    key = clattn__malloc(klen);
-    CLATTN_CHECK(key != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "program cache key");
-    snprintf(key, klen, "%s\n%s", name, options);
-    for (clattn__program_entry *it = ctx->programs; it; it = it->next) {
-        if (strcmp(it->key, key) == 0) {
-            *out = it->program;
-            goto cleanup;
-        }
-    }
     /* Every kernel file is compiled after kernels/common.cl (shared storage
      * formats and mask helpers); CLATTN_COMMON tells the file not to
      * #include it itself, which it does when compiled standalone. */
@@ -114,23 +109,41 @@ clattn_status clattn__program_get(clattn_context *ctx, const char *name, const c
     status = kernel_source(ctx, name, &src, &len, &owned);
     if (status)
         goto cleanup;
-    {
-        const char *srcs[2] = {csrc, src};
-        const size_t lens[2] = {clen, len};
-        prog = cla_CreateProgramWithSource(ctx->cl_ctx, 2, srcs, lens, &err);
-    }
-    CLATTN_CL(err);
     klen = strlen(options) + 32;
     full_opts = clattn__malloc(klen);
     CLATTN_CHECK(full_opts != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "build options");
     snprintf(full_opts, klen, "%s -DCLATTN_COMMON=1", options);
-    err = cla_BuildProgram(prog, ctx->device, full_opts);
-    if (err != CL_SUCCESS) {
-        status = err == CL_BUILD_PROGRAM_FAILURE || err == CL_COMPILE_PROGRAM_FAILURE
-                     ? build_failure(ctx, prog, name, options, err)
-                     : clattn__error(ctx, clattn_status_from_cl(err), __func__, "clBuildProgram(%s.cl) failed: %s",
-                                     name, clattn_status_name(clattn_status_from_cl(err)));
-        goto cleanup;
+    in = (clattn__cache_input){{csrc, src}, {clen, len}, full_opts};
+
+    /* In memory: the file name, the options and a hash of the text actually
+     * compiled, so an edited runtime kernel file is never served stale. */
+    clattn__cache_input_hash(&in, hash);
+    klen = strlen(name) + 1 + strlen(options) + 1 + sizeof hash;
+    key = clattn__malloc(klen);
+    CLATTN_CHECK(key != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "program cache key");
+    snprintf(key, klen, "%s\n%s\n%s", name, options, hash);
+    for (clattn__program_entry *it = ctx->programs; it; it = it->next) {
+        if (strcmp(it->key, key) == 0) {
+            clattn__cache_count(CLATTN__CACHE_MEMORY_HIT);
+            *out = it->program;
+            goto cleanup;
+        }
+    }
+
+    /* On disk; any fault there means building from source (and rewriting the file). */
+    if (!clattn__cache_file_init(ctx, &in, &file) || !clattn__cache_load(ctx, &file, full_opts, &prog)) {
+        prog = cla_CreateProgramWithSource(ctx->cl_ctx, 2, in.src, in.len, &err);
+        CLATTN_CL(err);
+        clattn__cache_count(CLATTN__CACHE_SOURCE_BUILD);
+        err = cla_BuildProgram(prog, ctx->device, full_opts);
+        if (err != CL_SUCCESS) {
+            status = err == CL_BUILD_PROGRAM_FAILURE || err == CL_COMPILE_PROGRAM_FAILURE
+                         ? build_failure(ctx, prog, name, options, err)
+                         : clattn__error(ctx, clattn_status_from_cl(err), __func__, "clBuildProgram(%s.cl) failed: %s",
+                                         name, clattn_status_name(clattn_status_from_cl(err)));
+            goto cleanup;
+        }
+        clattn__cache_save(ctx, &file, prog);
     }
     e = clattn__calloc(1, sizeof *e);
     CLATTN_CHECK(e != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "program cache entry");
@@ -142,6 +155,7 @@ clattn_status clattn__program_get(clattn_context *ctx, const char *name, const c
     key = NULL;
     prog = NULL;
 cleanup:
+    clattn__cache_file_free(&file);
     if (owned)
         clattn__free(src);
     if (cowned)

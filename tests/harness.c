@@ -79,6 +79,49 @@ static int all_poison(const unsigned char *p, size_t n)
     return 1;
 }
 
+/* A plain single-precision CPU implementation (float dot products and
+ * softmax, no masks but causal) of a BHND problem: the yardstick of the
+ * "at most k times the error of a plain implementation in the same
+ * precision" rule for inputs so large that f32 rounding of the scores alone
+ * exceeds the fixed tolerance. Returns its max error against ref. */
+static double plain_f32_error(const attn_case *c, const void *hq, const void *hk, const void *hv, const float *ref)
+{
+    const int64_t hpk = c->Hq / c->Hkv;
+    const int64_t off = c->align == CLATTN_ALIGN_BOTTOM_RIGHT ? (int64_t)c->Nk - c->Nq : 0;
+    const float scale = c->scale != 0.0f ? c->scale : (float)(1.0 / sqrt((double)c->D));
+    float *s = malloc((size_t)c->Nk * sizeof *s);
+    double worst = 0.0;
+    if (!s)
+        return INFINITY;
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t h = 0; h < c->Hq; h++)
+            for (int64_t i = 0; i < c->Nq; i++) {
+                const int64_t kvh = h / hpk;
+                const int64_t hi = c->causal ? (i + off + 1 < c->Nk ? i + off + 1 : c->Nk) : c->Nk;
+                float m = -INFINITY, l = 0.0f;
+                for (int64_t j = 0; j < hi; j++) {
+                    float dot = 0.0f;
+                    for (int64_t d = 0; d < c->D; d++)
+                        dot += get(hq, c->dtype, (size_t)(((b * c->Hq + h) * c->Nq + i) * c->D + d)) *
+                               get(hk, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->D + d));
+                    s[j] = dot * scale;
+                    m = s[j] > m ? s[j] : m;
+                }
+                for (int64_t j = 0; j < hi; j++)
+                    l += (s[j] = expf(s[j] - m));
+                for (int64_t d = 0; d < c->Dv; d++) {
+                    float acc = 0.0f;
+                    for (int64_t j = 0; j < hi; j++)
+                        acc += s[j] * get(hv, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->Dv + d));
+                    const float o = hi > 0 ? acc / l : 0.0f;
+                    const double e = fabs((double)o - ref[((b * c->Hq + h) * c->Nq + i) * c->Dv + d]);
+                    worst = e > worst ? e : worst;
+                }
+            }
+    free(s);
+    return worst;
+}
+
 typedef struct dev_view {
     cl_mem mem;
     size_t bytes; /* whole buffer */
@@ -374,9 +417,19 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
         r->nmse = cr.nmse;
         if (cr.nonfinite_mismatch)
             FAIL("o: %zu NaN/Inf positions differ from the reference", cr.nonfinite_mismatch);
-        if (!clattn_compare_ok(&cr, atol, rtol, mn))
-            FAIL("o: max_err %.3g (allowed %.3g), nmse %.3g (allowed %.3g)", cr.max_abs_err,
-                 atol + rtol * cr.max_abs_ref, cr.nmse, mn);
+        if (!clattn_compare_ok(&cr, atol, rtol, mn)) {
+            /* Inputs x50 and beyond make f32 scores themselves inexact by more
+             * than the fixed tolerance (|s| in the thousands): there the rule is
+             * FlashAttention's, at most 3x the error of a plain f32 CPU
+             * implementation of the same problem. */
+            const int plain_ok = c.in_scale >= 50.0f && !c.use_window && !c.softcap && !c.alibi && !c.bias &&
+                                 !c.key_lengths && c.dtype == CLATTN_F32;
+            const double plain = plain_ok ? plain_f32_error(&c, hq, hk, hv, ref_o) : 0.0;
+            if (!plain_ok || cr.max_abs_err > 3.0 * plain)
+                FAIL("o: max_err %.3g (allowed %.3g%s), nmse %.3g (allowed %.3g)", cr.max_abs_err,
+                     plain_ok ? 3.0 * plain : atol + rtol * cr.max_abs_ref, plain_ok ? " = 3x plain f32" : "",
+                     cr.nmse, mn);
+        }
         if (c.dtype != CLATTN_F32) {
             /* 16-bit storage: at most 2x the error of rounding the exact result. */
             double cpu_err = 0;

@@ -3,9 +3,11 @@
  * named suites (all when none is named), prints the random seed so a failure
  * can be reproduced with CLATTN_TEST_SEED, and shared helpers.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,12 +76,20 @@ clattn_context *test_context(void)
     return ctx;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
 static const struct {
     const char *name;
     Suite *(*make)(void);
 } suites[] = {
     {"status", suite_status},       {"context", suite_context}, {"npy", suite_npy},
     {"reference", suite_reference}, {"validate", suite_validate}, {"naive", suite_naive},
+    {"plan", suite_plan},           {"tiled", suite_tiled},         {"flash", suite_flash},
+    {"cache", suite_cache},
 };
 
 int main(int argc, char **argv)
@@ -87,6 +97,7 @@ int main(int argc, char **argv)
     SRunner *sr = NULL;
     int failed;
     const size_t n = sizeof suites / sizeof suites[0];
+    setvbuf(stdout, NULL, _IOLBF, 0); /* forked tests that fail must not lose their lines */
     printf("clattn tests: seed %llu (reproduce with CLATTN_TEST_SEED=%llu)\n", (unsigned long long)test_seed(),
            (unsigned long long)test_seed());
     for (size_t i = 0; i < n; i++) {
@@ -107,8 +118,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "\n");
         return 2;
     }
+    test_tmpdir(); /* made here, so forked tests share it and it is removed once */
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (strcmp(test_tmpdir(), "/tmp") != 0)
+        nftw(test_tmpdir(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return failed == 0 ? 0 : 1;
 }

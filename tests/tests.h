@@ -17,7 +17,11 @@ Suite *suite_context(void);
 Suite *suite_npy(void);
 Suite *suite_reference(void);
 Suite *suite_naive(void);
+Suite *suite_tiled(void);
+Suite *suite_flash(void);
+Suite *suite_plan(void);
 Suite *suite_validate(void);
+Suite *suite_cache(void);
 
 /* Deterministic random numbers (splitmix64); the runner seeds from
  * CLATTN_TEST_SEED or the clock and prints the seed. */

@@ -58,7 +58,10 @@ static const char usage_main[] =
     "  --version  print the version\n"
     "\n"
     "environment: CLATTN_DEVICE selects the default device (P:D, cpu|gpu|accelerator,\n"
-    "or a name substring); CLATTN_VARIANT overrides the automatic variant choice.\n"
+    "or a name substring); CLATTN_VARIANT overrides the automatic variant choice;\n"
+    "CLATTN_CACHE_DIR moves the compiled-kernel cache (default $XDG_CACHE_HOME/clattn or\n"
+    "~/.cache/clattn; 'off' disables it); CLATTN_PARAMS=block_m,block_n,rows,tpr,vec forces\n"
+    "the launch parameters of the tiled and flash variants.\n"
     "exit status: 0 ok, 1 verification failed, 2 bad usage or input, 3 device or OpenCL error\n";
 
 static const char usage_devices[] =

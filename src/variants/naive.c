@@ -34,12 +34,7 @@ static clattn_status naive_create(clattn_plan *plan)
 
     st = clattn__calloc(1, sizeof *st);
     CLATTN_CHECK(st != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "naive plan state");
-    clattn__appendf(opts, sizeof opts, &len,
-                    "-cl-std=CL1.2 -DHEAD_DIM=%lld -DHEAD_DIM_V=%lld -DIN_DTYPE=%d -DOUT_DTYPE=%d -DCAUSAL=%d "
-                    "-DHAS_WINDOW=%d -DHAS_SOFTCAP=%d -DHAS_ALIBI=%d -DHAS_BIAS=%d -DHAS_KEYLEN=%d -DHAS_LSE=%d",
-                    (long long)p->D, (long long)p->Dv, (int)p->in_dtype, (int)p->out_dtype, p->desc.causal != 0,
-                    p->desc.use_window != 0, p->desc.softcap > 0.0f, p->has_alibi, p->has_bias, p->has_key_lengths,
-                    p->has_lse);
+    clattn__problem_options(p, opts, sizeof opts, &len);
     status = clattn__program_get(ctx, "naive", opts, &prog);
     if (status)
         goto cleanup;
@@ -66,36 +61,6 @@ cleanup:
     return status;
 }
 
-/* Sets consecutive kernel arguments, remembering the first failure. */
-typedef struct argset {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint failed_at;
-} argset;
-
-static void arg(argset *a, size_t n, const void *v)
-{
-    if (a->err == CL_SUCCESS) {
-        a->err = cla_SetKernelArg(a->k, a->i, n, v);
-        a->failed_at = a->i;
-    }
-    a->i++;
-}
-
-static void arg_view(argset *a, const clattn_tensor *t, int ndim, int present)
-{
-    const size_t esize = clattn_dtype_size(t->dtype);
-    const cl_mem m = present ? t->buffer : NULL;
-    const cl_ulong off = present ? (cl_ulong)(t->offset / esize) : 0;
-    arg(a, sizeof(cl_mem), &m);
-    arg(a, sizeof off, &off);
-    for (int i = 0; i < ndim; i++) {
-        const cl_long s = present ? (cl_long)t->strides[i] : 0;
-        arg(a, sizeof s, &s);
-    }
-}
-
 static clattn_status naive_enqueue(clattn_plan *plan, const clattn_args *args, cl_command_queue queue, cl_uint nwait,
                                    const cl_event *wait, cl_event *ev)
 {
@@ -103,48 +68,11 @@ static clattn_status naive_enqueue(clattn_plan *plan, const clattn_args *args, c
     clattn_context *ctx = plan->ctx;
     const clattn__problem *p = &plan->prob;
     naive_state *st = plan->state;
-    argset a = {st->kernel, 0, CL_SUCCESS, 0};
-    clattn_tensor q = p->q, k = p->k, v = p->v, o = p->o, lse = p->lse, bias = p->bias;
-    const cl_mem alibi = p->has_alibi ? args->alibi : NULL;
-    const cl_mem keylen = p->has_key_lengths ? args->key_lengths : NULL;
-    const cl_ulong alibi_off = p->has_alibi ? args->alibi_offset / 4 : 0;
-    const cl_ulong keylen_off = p->has_key_lengths ? args->key_lengths_offset / 4 : 0;
-    const cl_int n_q = (cl_int)p->Nq, n_k = (cl_int)p->Nk, hpk = (cl_int)(p->Hq / p->Hkv);
-    const cl_int win_l = p->desc.use_window ? p->desc.window_left : -1;
-    const cl_int win_r = p->desc.use_window ? p->desc.window_right : -1;
-    const cl_float scale = p->scale, softcap = p->desc.softcap;
-    const cl_long diag = p->off;
     size_t global[3], local[3];
 
-    /* The plan's (normalised) strides with this call's buffers and offsets. */
-    q.buffer = args->q.buffer, q.offset = args->q.offset;
-    k.buffer = args->k.buffer, k.offset = args->k.offset;
-    v.buffer = args->v.buffer, v.offset = args->v.offset;
-    o.buffer = args->o.buffer, o.offset = args->o.offset;
-    lse.buffer = args->lse.buffer, lse.offset = args->lse.offset;
-    bias.buffer = args->bias.buffer, bias.offset = args->bias.offset;
-
-    arg_view(&a, &q, 4, 1);
-    arg_view(&a, &k, 4, 1);
-    arg_view(&a, &v, 4, 1);
-    arg_view(&a, &o, 4, 1);
-    arg_view(&a, &lse, 3, p->has_lse);
-    arg_view(&a, &bias, 4, p->has_bias);
-    arg(&a, sizeof(cl_mem), &alibi);
-    arg(&a, sizeof alibi_off, &alibi_off);
-    arg(&a, sizeof(cl_mem), &keylen);
-    arg(&a, sizeof keylen_off, &keylen_off);
-    arg(&a, sizeof n_q, &n_q);
-    arg(&a, sizeof n_k, &n_k);
-    arg(&a, sizeof hpk, &hpk);
-    arg(&a, sizeof scale, &scale);
-    arg(&a, sizeof diag, &diag);
-    arg(&a, sizeof win_l, &win_l);
-    arg(&a, sizeof win_r, &win_r);
-    arg(&a, sizeof softcap, &softcap);
-    CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err), "clSetKernelArg(attn_naive, %u) failed: %s",
-                 a.failed_at, clattn_status_name(clattn_status_from_cl(a.err)));
-
+    status = clattn__set_attention_args(plan, st->kernel, args);
+    if (status)
+        goto cleanup;
     local[0] = st->wg;
     local[1] = 1;
     local[2] = 1;

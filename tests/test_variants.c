@@ -1,19 +1,27 @@
 /*
- * test_naive.c - the naive variant against the CPU reference: the TESTING.md
- * shape grid (every head dim with every (Nq, Nk) pair, batch and head
- * configurations rotated through them), every mask on every shape, 16-bit
- * storage, every feature, scaled and adversarial inputs, strided layouts,
- * offsets, and bitwise determinism.
+ * test_variants.c - each fused variant (naive, tiled, flash) against the CPU
+ * reference: the TESTING.md shape grid (every head dim with every (Nq, Nk)
+ * pair, batch and head configurations rotated through them), every mask on
+ * every shape, 16-bit storage, every feature, scaled and adversarial inputs,
+ * strided layouts, offsets, bitwise determinism, and for the work-group
+ * variants a sweep of launch parameters (the GPU table's shapes included, so
+ * a CPU device exercises them too).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests.h"
 
 static const int head_dims[] = {1, 8, 32, 40, 59, 64, 80, 96, 111, 128, 256};
-/* TESTING.md's pairs plus the work-group size (64) and +-1 */
-static const int shapes[][2] = {{1, 1},     {1, 513},     {239, 1},   {113, 203}, {108, 256}, {1023, 1024},
-                                {1024, 1023}, {63, 65}, {64, 64}, {65, 63}};
+/* TESTING.md's pairs, then the tile and work-group sizes (16, 32, 64) +-1 */
+static const int shapes[][2] = {{1, 1},   {1, 513}, {239, 1},  {113, 203}, {108, 256}, {1023, 1024},
+                                {1024, 1023}, {63, 65}, {64, 64}, {65, 63}, {15, 17}, {16, 16},
+                                {17, 15}, {31, 33}, {32, 32}, {33, 31}};
+
+/* The variant under test: the loop index of the test (one suite per variant). */
+static const clattn_variant variants[] = {CLATTN_VARIANT_NAIVE, CLATTN_VARIANT_TILED, CLATTN_VARIANT_FLASH};
+#define VARIANT variants[_i]
 static const int heads[][2] = {{1, 1}, {4, 4}, {8, 2}, {6, 1}};
 #define N_D (int)(sizeof head_dims / sizeof head_dims[0])
 #define N_S (int)(sizeof shapes / sizeof shapes[0])
@@ -57,7 +65,8 @@ static int run_and_report(const attn_case *c, uint64_t seed, int *skipped)
         uint64_t seed_ = test_seed() ^ (uint64_t)__LINE__ * 0x9e3779b97f4a7c15ull;              \
         ck_assert_msg(test_context() != NULL, "no OpenCL device");                              \
         __VA_ARGS__;                                                                                \
-        printf("%s: %d cases, %d failed, %d skipped\n", label, n_, bad_, skipped_);            \
+        printf("%s %s: %d cases, %d failed, %d skipped\n", clattn_variant_name(VARIANT), label, n_, bad_,   \
+               skipped_);                                                                       \
         ck_assert_msg(bad_ == 0, "%s: %d of %d cases failed", label, bad_, n_);                \
         ck_assert_msg(n_ > 0, "%s: no cases ran", label);                                      \
     } while (0)
@@ -71,12 +80,12 @@ static int run_and_report(const attn_case *c, uint64_t seed, int *skipped)
 /* Every head dim x every shape; batch, heads and mask rotate through the grid. */
 START_TEST(grid)
 {
-    RUN_CASES("naive grid", {
+    RUN_CASES("grid", {
         for (int i = 0; i < N_D; i++)
             for (int s = 0; s < N_S; s++) {
                 attn_case c;
                 memset(&c, 0, sizeof c);
-                c.variant = CLATTN_VARIANT_NAIVE;
+                c.variant = VARIANT;
                 c.D = head_dims[i];
                 c.Nq = shapes[s][0];
                 c.Nk = shapes[s][1];
@@ -98,13 +107,13 @@ END_TEST
 /* Every mask on every shape, with GQA, at two head dims. */
 START_TEST(masks)
 {
-    RUN_CASES("naive masks", {
+    RUN_CASES("masks", {
         for (int s = 0; s < N_S; s++)
             for (int m = 0; m < 3; m++)
                 for (int di = 0; di < 2; di++) {
                     attn_case c;
                     memset(&c, 0, sizeof c);
-                    c.variant = CLATTN_VARIANT_NAIVE;
+                    c.variant = VARIANT;
                     c.D = di ? 59 : 64;
                     c.Nq = shapes[s][0];
                     c.Nk = shapes[s][1];
@@ -125,14 +134,14 @@ END_TEST
 /* f16 and bf16 storage on a slice of the grid, both alignments. */
 START_TEST(dtypes)
 {
-    RUN_CASES("naive f16/bf16", {
+    RUN_CASES("f16/bf16", {
         const clattn_dtype dts[2] = {CLATTN_F16, CLATTN_BF16};
         for (int t = 0; t < 2; t++)
             for (int i = 0; i < N_D; i += 2)
                 for (int s = 2; s < N_S; s += 2) {
                     attn_case c;
                     memset(&c, 0, sizeof c);
-                    c.variant = CLATTN_VARIANT_NAIVE;
+                    c.variant = VARIANT;
                     c.dtype = dts[t];
                     c.D = head_dims[i];
                     c.Nq = shapes[s][0];
@@ -157,12 +166,12 @@ END_TEST
  * with lengths 0, 1 and full, explicit scale, Dv != D, and all at once. */
 START_TEST(features)
 {
-    RUN_CASES("naive features", {
+    RUN_CASES("features", {
         for (int f = 0; f < 12; f++)
             for (int s = 3; s < 7; s++) {
                 attn_case c;
                 memset(&c, 0, sizeof c);
-                c.variant = CLATTN_VARIANT_NAIVE;
+                c.variant = VARIANT;
                 c.D = s % 2 ? 40 : 64;
                 c.Nq = shapes[s][0] > 300 ? 300 : shapes[s][0];
                 c.Nk = shapes[s][1] > 300 ? 311 : shapes[s][1];
@@ -197,13 +206,13 @@ END_TEST
 /* Scaled inputs, a dominant logit, huge equal values: finite and accurate. */
 START_TEST(robust)
 {
-    RUN_CASES("naive robustness", {
+    RUN_CASES("robustness", {
         const float amps[4] = {5.0f, 100.0f, 1.0f, 1.0f};
         for (int a = 0; a < 4; a++)
             for (int s = 3; s < 5; s++) {
                 attn_case c;
                 memset(&c, 0, sizeof c);
-                c.variant = CLATTN_VARIANT_NAIVE;
+                c.variant = VARIANT;
                 c.D = 64;
                 c.Nq = shapes[s][0];
                 c.Nk = shapes[s][1];
@@ -222,28 +231,69 @@ END_TEST
 
 START_TEST(determinism)
 {
-    RUN_CASES("naive determinism", {
+    RUN_CASES("determinism", {
         attn_case c;
         memset(&c, 0, sizeof c);
-        c.variant = CLATTN_VARIANT_NAIVE;
+        c.variant = VARIANT;
         c.D = 64, c.Nq = 113, c.Nk = 203, c.B = 2, c.Hq = 4, c.Hkv = 2, c.causal = 1, c.lse = 1;
-        c.repeat = 20;
+        c.repeat = 50;
         ONE(c);
     });
 }
 END_TEST
 
-Suite *suite_naive(void)
+/* Launch parameters the tuning table may pick on other devices, forced
+ * through CLATTN_PARAMS: rows per work-item, work-items per row, vector
+ * loads, tiles smaller and larger than the problem. */
+START_TEST(params)
 {
-    Suite *s = suite_create("naive");
-    TCase *tc = tcase_create("naive");
+    static const char *const sets[] = {"64,32,2,4,4", "32,32,1,4,4", "16,16,1,8,4", "32,64,1,1,1",
+                                       "8,8,2,2,1",   "4,128,4,16,4", "1,4,1,1,1",   "128,16,4,2,4"};
+    if (VARIANT == CLATTN_VARIANT_NAIVE)
+        return; /* no launch parameters */
+    RUN_CASES("params", {
+        for (size_t ps = 0; ps < sizeof sets / sizeof sets[0]; ps++) {
+            setenv("CLATTN_PARAMS", sets[ps], 1);
+            for (int s = 2; s < N_S; s += 3)
+                for (int di = 0; di < 4; di++) {
+                    const int ds[4] = {1, 59, 64, 256};
+                    attn_case c;
+                    memset(&c, 0, sizeof c);
+                    c.variant = VARIANT;
+                    c.D = ds[di];
+                    c.Nq = shapes[s][0] > 300 ? 129 : shapes[s][0];
+                    c.Nk = shapes[s][1] > 300 ? 257 : shapes[s][1];
+                    c.B = 2, c.Hq = 6, c.Hkv = di % 2 ? 1 : 3;
+                    c.causal = (s + di) % 3 != 0;
+                    c.align = (s + di) % 3 == 2 ? CLATTN_ALIGN_BOTTOM_RIGHT : CLATTN_ALIGN_TOP_LEFT;
+                    c.lse = 1;
+                    c.bshd = di == 2;
+                    c.key_lengths = ps % 3 == 1, c.nan_masked = ps % 3 == 1;
+                    c.dtype = ps % 4 == 3 ? CLATTN_F16 : CLATTN_F32;
+                    ONE(c);
+                }
+        }
+        unsetenv("CLATTN_PARAMS");
+    });
+}
+END_TEST
+
+static Suite *variant_suite(const char *name, int index)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create(name);
     tcase_set_timeout(tc, 1800);
-    tcase_add_test(tc, grid);
-    tcase_add_test(tc, masks);
-    tcase_add_test(tc, dtypes);
-    tcase_add_test(tc, features);
-    tcase_add_test(tc, robust);
-    tcase_add_test(tc, determinism);
+    tcase_add_loop_test(tc, grid, index, index + 1);
+    tcase_add_loop_test(tc, masks, index, index + 1);
+    tcase_add_loop_test(tc, dtypes, index, index + 1);
+    tcase_add_loop_test(tc, features, index, index + 1);
+    tcase_add_loop_test(tc, robust, index, index + 1);
+    tcase_add_loop_test(tc, determinism, index, index + 1);
+    tcase_add_loop_test(tc, params, index, index + 1);
     suite_add_tcase(s, tc);
     return s;
 }
+
+Suite *suite_naive(void) { return variant_suite("naive", 0); }
+Suite *suite_tiled(void) { return variant_suite("tiled", 1); }
+Suite *suite_flash(void) { return variant_suite("flash", 2); }

@@ -1,0 +1,127 @@
+/*
+ * flash.cl - fused attention in one pass over the keys with online softmax.
+ *
+ * A work-group owns BLOCK_M query rows of one (batch, head) and streams the
+ * kept K/V tiles of BLOCK_N keys through local memory (K, then V, in one
+ * buffer). Each work-item keeps, for its ROWS rows, the running maximum m,
+ * the running sum l and its Dv columns of the output accumulator; when a
+ * tile raises m, the accumulator and l are rescaled by exp(m_old - m_new).
+ * Tiles wholly outside the block's kept interval (causal, window, key
+ * padding) are never loaded. Extra memory: local only, independent of N.
+ *
+ * NDRange: dim 0 ceil(Nq / BLOCK_M) * WG, dim 1 query heads, dim 2 batch.
+ */
+#ifndef BLOCK_M
+#define BLOCK_M 32
+#endif
+#ifndef BLOCK_N
+#define BLOCK_N 32
+#endif
+#ifndef CLATTN_COMMON
+#include "common.cl"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KERNEL_ARGS)
+{
+    __local float Qs[BLOCK_M * LDQ];
+    __local float KVs[BLOCK_N * LDKV];
+    __local float S[BLOCK_M * BLOCK_N];
+
+    const int lid = (int)get_local_id(0);
+    const int t = lid % TPR, g = lid / TPR;
+    const long h = (long)get_global_id(1), b = (long)get_global_id(2);
+    const long hk = h / heads_per_kv;
+    const long m0 = (long)get_group_id(0) * BLOCK_M;
+    const long qbase = (long)q_off + b * qsb + h * qsh;
+    const long kbase = (long)k_off + b * ksb + hk * ksh;
+    const long vbase = (long)v_off + b * vsb + hk * vsh;
+#if HAS_KEYLEN
+    const int klen = clamp(key_len[key_len_off + b], 0, n_k);
+#else
+    const int klen = n_k;
+#endif
+#if HAS_ALIBI
+    const float slope = alibi[alibi_off + h];
+#else
+    const float slope = 0.0f;
+#endif
+
+    row_info ri[ROWS];
+    float m_i[ROWS], l_i[ROWS], acc[ROWS][DV_PER];
+    for (int r = 0; r < ROWS; r++) {
+        const long i = m0 + g * ROWS + r;
+        ri[r].i = i;
+        if (i < n_q)
+            kept_range(i, i, n_k, diag_off, win_left, win_right, klen, &ri[r].lo, &ri[r].hi);
+        else
+            ri[r].lo = ri[r].hi = 0;
+#if HAS_BIAS
+        ri[r].bias_row = (long)bias_off + b * bsb + h * bsh + min(i, (long)n_q - 1) * bsn;
+#else
+        ri[r].bias_row = 0;
+#endif
+        m_i[r] = -INFINITY;
+        l_i[r] = 0.0f;
+        for (int c = 0; c < DV_PER; c++)
+            acc[r][c] = 0.0f;
+    }
+
+    /* The block's kept interval: tiles outside it are skipped. */
+    long lo, hi;
+    kept_range(m0, min(m0 + BLOCK_M, (long)n_q) - 1, n_k, diag_off, win_left, win_right, klen, &lo, &hi);
+
+    load_rows(Qs, LDQ, q, qbase, qsn, qsd, m0, BLOCK_M, n_q, HEAD_DIM);
+
+    for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* Q is loaded; the previous tile's V is consumed */
+        load_rows(KVs, LDKV, k, kbase, ksn, ksd, n0, BLOCK_N, hi, HEAD_DIM);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        score_tile(Qs, KVs, S, ri, g, t, n0, scale, softcap, slope, diag_off, bias, bsk);
+        barrier(CLK_LOCAL_MEM_FENCE); /* scores done: K can be replaced by V */
+        load_rows(KVs, LDKV, v, vbase, vsn, vsd, n0, BLOCK_N, hi, HEAD_DIM_V);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int r = 0; r < ROWS; r++) {
+            __local const float *srow = S + (g * ROWS + r) * BLOCK_N;
+            float mt = -INFINITY;
+            for (int jj = 0; jj < BLOCK_N; jj++)
+                mt = fmax(mt, srow[jj]);
+            const float m_new = fmax(m_i[r], mt);
+            /* all scores so far -inf: keep everything at zero, no NaN */
+            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+            const float alpha = exp(m_i[r] - m_use);
+            l_i[r] *= alpha;
+            for (int c = 0; c < DV_PER; c++)
+                acc[r][c] *= alpha;
+            for (int jj = 0; jj < BLOCK_N; jj++) {
+                const float s = srow[jj];
+                if (s == -INFINITY) /* masked: select, so NaN in a masked V never enters */
+                    continue;
+                const float p = exp(s - m_use);
+                l_i[r] += p;
+                for (int c = 0; c < DV_PER; c++) {
+                    const int d = t + c * TPR;
+                    if (d < HEAD_DIM_V)
+                        acc[r][c] = fma(p, KVs[jj * LDKV + d], acc[r][c]);
+                }
+            }
+            m_i[r] = m_new;
+        }
+    }
+
+    for (int r = 0; r < ROWS; r++) {
+        const long i = ri[r].i;
+        if (i >= n_q)
+            continue;
+        const long orow = (long)o_off + b * osb + h * osh + i * osn;
+        const float inv = l_i[r] > 0.0f ? 1.0f / l_i[r] : 0.0f;
+        for (int c = 0; c < DV_PER; c++) {
+            const int d = t + c * TPR;
+            if (d < HEAD_DIM_V)
+                STORE_OUT(o, orow + d * osd, acc[r][c] * inv);
+        }
+#if HAS_LSE
+        if (t == 0)
+            lse[(long)lse_off + b * lsb + h * lsh + i * lsn] = l_i[r] > 0.0f ? m_i[r] + log(l_i[r]) : -INFINITY;
+#endif
+    }
+}

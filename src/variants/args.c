@@ -1,0 +1,88 @@
+/*
+ * variants/args.c - what the attention kernels share on the host side: their
+ * common argument list (ATTN_KERNEL_ARGS in kernels/common.cl) and their
+ * common -D options.
+ */
+#include "internal.h"
+
+int clattn__problem_options(const clattn__problem *p, char *buf, size_t n, size_t *len)
+{
+    return clattn__appendf(buf, n, len,
+                           "-cl-std=CL1.2 -DHEAD_DIM=%lld -DHEAD_DIM_V=%lld -DIN_DTYPE=%d -DOUT_DTYPE=%d -DCAUSAL=%d "
+                           "-DHAS_WINDOW=%d -DHAS_SOFTCAP=%d -DHAS_ALIBI=%d -DHAS_BIAS=%d -DHAS_KEYLEN=%d -DHAS_LSE=%d",
+                           (long long)p->D, (long long)p->Dv, (int)p->in_dtype, (int)p->out_dtype, p->desc.causal != 0,
+                           p->desc.use_window != 0, p->desc.softcap > 0.0f, p->has_alibi, p->has_bias,
+                           p->has_key_lengths, p->has_lse);
+}
+
+/* Sets consecutive kernel arguments, remembering the first failure. */
+typedef struct argset {
+    cl_kernel k;
+    cl_uint i;
+    cl_int err;
+    cl_uint failed_at;
+} argset;
+
+static void arg(argset *a, size_t n, const void *v)
+{
+    if (a->err == CL_SUCCESS) {
+        a->err = cla_SetKernelArg(a->k, a->i, n, v);
+        a->failed_at = a->i;
+    }
+    a->i++;
+}
+
+/* buffer, element offset, then ndim strides; an absent view passes NULL and zeros */
+static void arg_view(argset *a, const clattn_tensor *t, cl_mem buffer, size_t byte_offset, int ndim, int present)
+{
+    const size_t esize = clattn_dtype_size(t->dtype);
+    const cl_mem m = present ? buffer : NULL;
+    const cl_ulong off = present ? (cl_ulong)(byte_offset / esize) : 0;
+    arg(a, sizeof(cl_mem), &m);
+    arg(a, sizeof off, &off);
+    for (int i = 0; i < ndim; i++) {
+        const cl_long s = present ? (cl_long)t->strides[i] : 0;
+        arg(a, sizeof s, &s);
+    }
+}
+
+clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, const clattn_args *args)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    clattn_context *ctx = plan->ctx;
+    const clattn__problem *p = &plan->prob;
+    argset a = {kernel, 0, CL_SUCCESS, 0};
+    const cl_mem alibi = p->has_alibi ? args->alibi : NULL;
+    const cl_mem keylen = p->has_key_lengths ? args->key_lengths : NULL;
+    const cl_ulong alibi_off = p->has_alibi ? args->alibi_offset / 4 : 0;
+    const cl_ulong keylen_off = p->has_key_lengths ? args->key_lengths_offset / 4 : 0;
+    const cl_int n_q = (cl_int)p->Nq, n_k = (cl_int)p->Nk, hpk = (cl_int)(p->Hq / p->Hkv);
+    const cl_int win_l = p->desc.use_window ? p->desc.window_left : -1;
+    const cl_int win_r = p->desc.use_window ? p->desc.window_right : -1;
+    const cl_float scale = p->scale, softcap = p->desc.softcap;
+    const cl_long diag = p->off;
+
+    /* The plan's normalised strides with this call's buffers and offsets. */
+    arg_view(&a, &p->q, args->q.buffer, args->q.offset, 4, 1);
+    arg_view(&a, &p->k, args->k.buffer, args->k.offset, 4, 1);
+    arg_view(&a, &p->v, args->v.buffer, args->v.offset, 4, 1);
+    arg_view(&a, &p->o, args->o.buffer, args->o.offset, 4, 1);
+    arg_view(&a, &p->lse, args->lse.buffer, args->lse.offset, 3, p->has_lse);
+    arg_view(&a, &p->bias, args->bias.buffer, args->bias.offset, 4, p->has_bias);
+    arg(&a, sizeof(cl_mem), &alibi);
+    arg(&a, sizeof alibi_off, &alibi_off);
+    arg(&a, sizeof(cl_mem), &keylen);
+    arg(&a, sizeof keylen_off, &keylen_off);
+    arg(&a, sizeof n_q, &n_q);
+    arg(&a, sizeof n_k, &n_k);
+    arg(&a, sizeof hpk, &hpk);
+    arg(&a, sizeof scale, &scale);
+    arg(&a, sizeof diag, &diag);
+    arg(&a, sizeof win_l, &win_l);
+    arg(&a, sizeof win_r, &win_r);
+    arg(&a, sizeof softcap, &softcap);
+    CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err), "clSetKernelArg(%u) failed: %s", a.failed_at,
+                 clattn_status_name(clattn_status_from_cl(a.err)));
+cleanup:
+    return status;
+}
