@@ -139,6 +139,7 @@ extern "C" {
     X(ERROR_NPY_DTYPE, -3031, ".npy element type is not supported")                             \
     X(ERROR_NPY_SHAPE, -3032, ".npy shape is negative, overflowing or unsupported")            \
     X(ERROR_NOT_FOUND, -3033, "no such kernel or resource")                                     \
+    X(ERROR_INVALID_SEQLENS, -3034, "cu_seqlens are missing, not monotonic or out of range")       \
     X(ERROR_INTERNAL, -3999, "internal error (please report)")
 
 /** Status of every fallible call. Negative values are errors. */
@@ -303,9 +304,21 @@ typedef struct clattn_attention_desc {
  *   bias        f32 4-D view broadcastable to [B, Hq, Nq, Nk] (size-1 dims broadcast).
  *   alibi       f32 [Hq] slopes at alibi_offset bytes.
  *   key_lengths int32 [B] at key_lengths_offset bytes, each in 0..Nk.
+ *
+ * Variable-length batches (has_varlen or cu_seqlens_q != NULL): sequences are
+ * packed along the N dimension. cu_seqlens_q and cu_seqlens_k are int32
+ * [B + 1] prefix sums from 0 to total (sequence b owns packed rows cu[b] ..
+ * cu[b+1]-1, at most max_seqlen of them; the host calls check this, the
+ * device kernels clamp to the buffers' bounds);
+ * q, o (and lse) hold total_q packed rows, k and v total_k. Their views keep
+ * the logical shape [B, H, max_seqlen, D] with a batch stride of 0; all-zero
+ * strides mean the packed [total, H, D] layout (lse: [H, total]). Each
+ * sequence has its own Nq_b, Nk_b and, for bottom-right alignment, its own
+ * offset Nk_b - Nq_b; rows past Nq_b are not written.
+ *
  * In clattn_plan_create() buffers may be NULL where only the metadata matters
- * (set has_lse/has_bias/has_alibi/has_key_lengths instead); clattn_plan_run()
- * needs every buffer the plan was made with.
+ * (set has_lse/has_bias/has_alibi/has_key_lengths/has_varlen instead);
+ * clattn_plan_run() needs every buffer the plan was made with.
  */
 typedef struct clattn_args {
     clattn_tensor q, k, v, o;
@@ -315,7 +328,10 @@ typedef struct clattn_args {
     size_t alibi_offset;
     cl_mem key_lengths;
     size_t key_lengths_offset;
-    int has_lse, has_bias, has_alibi, has_key_lengths; /**< presence flags (plan_create with NULL buffers) */
+    cl_mem cu_seqlens_q, cu_seqlens_k;
+    size_t cu_seqlens_q_offset, cu_seqlens_k_offset;
+    int64_t total_q, total_k; /**< packed rows of q/o and of k/v (varlen only) */
+    int has_lse, has_bias, has_alibi, has_key_lengths, has_varlen; /**< presence flags (plan_create with NULL buffers) */
 } clattn_args;
 
 typedef struct clattn_plan clattn_plan;
@@ -339,6 +355,13 @@ CLATTN_API clattn_status clattn_plan_create(clattn_context *ctx, const clattn_at
 CLATTN_API clattn_status clattn_plan_run(clattn_plan *plan, const clattn_args *args,
                                          cl_command_queue queue, cl_uint num_wait,
                                          const cl_event *wait, cl_event *event);
+
+/**
+ * Device memory the plan owns (scratch buffers allocated once at creation),
+ * in bytes; 0 for the fused variants, which need none beyond their inputs
+ * and outputs.
+ */
+CLATTN_API size_t clattn_plan_device_bytes(const clattn_plan *plan);
 
 /** Free a plan. NULL is a no-op. */
 CLATTN_API void clattn_plan_free(clattn_plan *plan);
@@ -366,13 +389,19 @@ typedef struct clattn_host_tensor {
     int64_t shape[4];
 } clattn_host_tensor;
 
-/** Host-side counterpart of clattn_args; absent optional inputs have data == NULL. */
+/**
+ * Host-side counterpart of clattn_args; absent optional inputs have data ==
+ * NULL. With cu_seqlens_q/k set (varlen), q/k/v/o data are packed
+ * [total, H, D] and lse [H, total_q], while shapes stay [B, H, max_seqlen, D].
+ */
 typedef struct clattn_host_args {
     clattn_host_tensor q, k, v, o;
     clattn_host_tensor lse;  /**< f32 [B, Hq, Nq, 1] */
     clattn_host_tensor bias; /**< f32, broadcastable to [B, Hq, Nq, Nk] */
     const float *alibi;      /**< [Hq] */
     const int32_t *key_lengths; /**< [B] */
+    const int32_t *cu_seqlens_q, *cu_seqlens_k; /**< [B + 1] each (varlen) */
+    int64_t total_q, total_k;
 } clattn_host_args;
 
 /**
@@ -420,6 +449,18 @@ CLATTN_API float clattn_half_to_float(uint16_t h);
 CLATTN_API uint16_t clattn_float_to_half(float f);
 CLATTN_API float clattn_bf16_to_float(uint16_t b);
 CLATTN_API uint16_t clattn_float_to_bf16(float f);
+
+/** Ceilings of a device measured by built-in probe kernels. */
+typedef struct clattn_device_probe {
+    double fma_gflops; /**< f32 FMA throughput (2 flops per FMA) */
+    double copy_gbps;  /**< device-memory copy bandwidth (bytes read + written) */
+} clattn_device_probe;
+
+/**
+ * Measure the device's f32 FMA throughput and copy bandwidth with small
+ * built-in kernels (a fraction of a second on most devices).
+ */
+CLATTN_API clattn_status clattn_device_probe_run(clattn_context *ctx, clattn_device_probe *out);
 
 /* ------------------------------------------------------------------------ */
 /* .npy files                                                               */

@@ -43,6 +43,9 @@
 #ifndef HAS_LSE
 #define HAS_LSE 0
 #endif
+#ifndef VARLEN
+#define VARLEN 0 /* sequences packed along N, addressed through cu_seqlens */
+#endif
 
 /* ---- storage formats */
 #if IN_DTYPE == 0
@@ -87,7 +90,50 @@ inline ushort f32_to_bf16(float x)
     __global const float *alibi, ulong alibi_off,                                 \
     __global const int *key_len, ulong key_len_off,                               \
     int n_q, int n_k, int heads_per_kv, float scale, long diag_off,               \
-    int win_left, int win_right, float softcap
+    int win_left, int win_right, float softcap,                                   \
+    __global const int *cu_q, ulong cu_q_off, __global const int *cu_k, ulong cu_k_off, \
+    long total_q, long total_k, int align_br
+
+/* One sequence of the batch: its query rows and keys, where they start in
+ * the (packed) tensors, its key-padding limit and its diagonal offset. With
+ * VARLEN the cu_seqlens values are clamped to the tensors' bounds, so
+ * inconsistent prefix sums cannot make a kernel leave its buffers. */
+typedef struct seq_info {
+    long nq, nk;    /* query rows and keys of this sequence */
+    long q0, k0;    /* first packed row of q/o/lse and of k/v */
+    long diag_off;  /* key index of row 0's diagonal */
+    int klen;       /* keys kept by padding */
+} seq_info;
+
+inline seq_info sequence(const long b, const int n_q, const int n_k, const long diag_off, const int align_br,
+                         __global const int *key_len, const ulong key_len_off, __global const int *cu_q,
+                         const ulong cu_q_off, __global const int *cu_k, const ulong cu_k_off, const long total_q,
+                         const long total_k)
+{
+    seq_info s;
+#if VARLEN
+    s.q0 = clamp((long)cu_q[cu_q_off + b], 0L, total_q);
+    s.k0 = clamp((long)cu_k[cu_k_off + b], 0L, total_k);
+    s.nq = clamp((long)cu_q[cu_q_off + b + 1] - s.q0, 0L, min((long)n_q, total_q - s.q0));
+    s.nk = clamp((long)cu_k[cu_k_off + b + 1] - s.k0, 0L, min((long)n_k, total_k - s.k0));
+    s.diag_off = align_br ? s.nk - s.nq : 0;
+#else
+    s.q0 = 0;
+    s.k0 = 0;
+    s.nq = n_q;
+    s.nk = n_k;
+    s.diag_off = diag_off;
+#endif
+#if HAS_KEYLEN
+    s.klen = (int)clamp((long)key_len[key_len_off + b], 0L, s.nk);
+#else
+    s.klen = (int)s.nk;
+#endif
+    return s;
+}
+#define SEQUENCE(b)                                                                                    \
+    sequence((b), n_q, n_k, diag_off, align_br, key_len, key_len_off, cu_q, cu_q_off, cu_k, cu_k_off, total_q, \
+             total_k)
 
 /* Kept keys of rows [i0, i1] of batch b, as one interval [*lo, *hi): each
  * mask is an interval, so their intersection is too. For a single row

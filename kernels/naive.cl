@@ -19,22 +19,18 @@ __kernel void attn_naive(ATTN_KERNEL_ARGS)
     const long i = (long)get_global_id(0);
     const long h = (long)get_global_id(1);
     const long b = (long)get_global_id(2);
-    if (i >= n_q)
+    const seq_info sq = SEQUENCE(b);
+    if (i >= sq.nq)
         return;
     const long hk = h / heads_per_kv;
-    const long qrow = (long)q_off + b * qsb + h * qsh + i * qsn;
-    const long kbase = (long)k_off + b * ksb + hk * ksh;
-    const long vbase = (long)v_off + b * vsb + hk * vsh;
-    const long orow = (long)o_off + b * osb + h * osh + i * osn;
-    const long diag = i + diag_off; /* key index on this row's diagonal */
+    const long qrow = (long)q_off + b * qsb + h * qsh + (sq.q0 + i) * qsn;
+    const long kbase = (long)k_off + b * ksb + hk * ksh + sq.k0 * ksn;
+    const long vbase = (long)v_off + b * vsb + hk * vsh + sq.k0 * vsn;
+    const long orow = (long)o_off + b * osb + h * osh + (sq.q0 + i) * osn;
+    const long diag = i + sq.diag_off; /* key index on this row's diagonal */
 
     long lo, hi;
-#if HAS_KEYLEN
-    const int klen = clamp(key_len[key_len_off + b], 0, n_k);
-#else
-    const int klen = n_k;
-#endif
-    kept_range(i, i, n_k, diag_off, win_left, win_right, klen, &lo, &hi);
+    kept_range(i, i, sq.nk, sq.diag_off, win_left, win_right, sq.klen, &lo, &hi);
 #if HAS_ALIBI
     const float slope = alibi[alibi_off + h];
 #else
@@ -87,6 +83,6 @@ __kernel void attn_naive(ATTN_KERNEL_ARGS)
     for (int d = 0; d < HEAD_DIM_V; d++)
         STORE_OUT(o, orow + d * osd, acc[d] * inv);
 #if HAS_LSE
-    lse[(long)lse_off + b * lsb + h * lsh + i * lsn] = l > 0.0f ? m + log(l) : -INFINITY;
+    lse[(long)lse_off + b * lsb + h * lsh + (sq.q0 + i) * lsn] = l > 0.0f ? m + log(l) : -INFINITY;
 #endif
 }

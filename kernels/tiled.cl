@@ -30,14 +30,12 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_tiled(ATTN_KE
     const long h = (long)get_global_id(1), b = (long)get_global_id(2);
     const long hk = h / heads_per_kv;
     const long m0 = (long)get_group_id(0) * BLOCK_M;
-    const long qbase = (long)q_off + b * qsb + h * qsh;
-    const long kbase = (long)k_off + b * ksb + hk * ksh;
-    const long vbase = (long)v_off + b * vsb + hk * vsh;
-#if HAS_KEYLEN
-    const int klen = clamp(key_len[key_len_off + b], 0, n_k);
-#else
-    const int klen = n_k;
-#endif
+    const seq_info sq = SEQUENCE(b);
+    if (m0 >= sq.nq)
+        return; /* the whole work-group: a shorter sequence of a varlen batch */
+    const long qbase = (long)q_off + b * qsb + h * qsh + sq.q0 * qsn;
+    const long kbase = (long)k_off + b * ksb + hk * ksh + sq.k0 * ksn;
+    const long vbase = (long)v_off + b * vsb + hk * vsh + sq.k0 * vsn;
 #if HAS_ALIBI
     const float slope = alibi[alibi_off + h];
 #else
@@ -49,12 +47,12 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_tiled(ATTN_KE
     for (int r = 0; r < ROWS; r++) {
         const long i = m0 + g * ROWS + r;
         ri[r].i = i;
-        if (i < n_q)
-            kept_range(i, i, n_k, diag_off, win_left, win_right, klen, &ri[r].lo, &ri[r].hi);
+        if (i < sq.nq)
+            kept_range(i, i, sq.nk, sq.diag_off, win_left, win_right, sq.klen, &ri[r].lo, &ri[r].hi);
         else
             ri[r].lo = ri[r].hi = 0;
 #if HAS_BIAS
-        ri[r].bias_row = (long)bias_off + b * bsb + h * bsh + min(i, (long)n_q - 1) * bsn;
+        ri[r].bias_row = (long)bias_off + b * bsb + h * bsh + min(i, sq.nq - 1) * bsn;
 #else
         ri[r].bias_row = 0;
 #endif
@@ -64,15 +62,15 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_tiled(ATTN_KE
             acc[r][c] = 0.0f;
     }
     long lo, hi;
-    kept_range(m0, min(m0 + BLOCK_M, (long)n_q) - 1, n_k, diag_off, win_left, win_right, klen, &lo, &hi);
-    load_rows(Qs, LDQ, q, qbase, qsn, qsd, m0, BLOCK_M, n_q, HEAD_DIM);
+    kept_range(m0, min(m0 + BLOCK_M, sq.nq) - 1, sq.nk, sq.diag_off, win_left, win_right, sq.klen, &lo, &hi);
+    load_rows(Qs, LDQ, q, qbase, qsn, qsd, m0, BLOCK_M, sq.nq, HEAD_DIM);
 
     /* Pass 1: row maximum, then the sum of exp(s - max) at that maximum. */
     for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
         barrier(CLK_LOCAL_MEM_FENCE);
         load_rows(KVs, LDKV, k, kbase, ksn, ksd, n0, BLOCK_N, hi, HEAD_DIM);
         barrier(CLK_LOCAL_MEM_FENCE);
-        score_tile(Qs, KVs, S, ri, g, t, n0, scale, softcap, slope, diag_off, bias, bsk);
+        score_tile(Qs, KVs, S, ri, g, t, n0, scale, softcap, slope, sq.diag_off, bias, bsk);
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int r = 0; r < ROWS; r++) {
             __local const float *srow = S + (g * ROWS + r) * BLOCK_N;
@@ -99,7 +97,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_tiled(ATTN_KE
         barrier(CLK_LOCAL_MEM_FENCE);
         load_rows(KVs, LDKV, k, kbase, ksn, ksd, n0, BLOCK_N, hi, HEAD_DIM);
         barrier(CLK_LOCAL_MEM_FENCE);
-        score_tile(Qs, KVs, S, ri, g, t, n0, scale, softcap, slope, diag_off, bias, bsk);
+        score_tile(Qs, KVs, S, ri, g, t, n0, scale, softcap, slope, sq.diag_off, bias, bsk);
         barrier(CLK_LOCAL_MEM_FENCE);
         load_rows(KVs, LDKV, v, vbase, vsn, vsd, n0, BLOCK_N, hi, HEAD_DIM_V);
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -121,9 +119,9 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_tiled(ATTN_KE
 
     for (int r = 0; r < ROWS; r++) {
         const long i = ri[r].i;
-        if (i >= n_q)
+        if (i >= sq.nq)
             continue;
-        const long orow = (long)o_off + b * osb + h * osh + i * osn;
+        const long orow = (long)o_off + b * osb + h * osh + (sq.q0 + i) * osn;
         for (int c = 0; c < DV_PER; c++) {
             const int d = t + c * TPR;
             if (d < HEAD_DIM_V)
@@ -131,7 +129,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_tiled(ATTN_KE
         }
 #if HAS_LSE
         if (t == 0)
-            lse[(long)lse_off + b * lsb + h * lsh + i * lsn] = l_i[r] > 0.0f ? m_i[r] + log(l_i[r]) : -INFINITY;
+            lse[(long)lse_off + b * lsb + h * lsh + (sq.q0 + i) * lsn] = l_i[r] > 0.0f ? m_i[r] + log(l_i[r]) : -INFINITY;
 #endif
     }
 }

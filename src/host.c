@@ -9,8 +9,6 @@
 clattn_status clattn__host_problem(clattn_context *ctx, const clattn_attention_desc *desc,
                                    const clattn_host_args *h, clattn__problem *p);
 
-static size_t count4(const int64_t *s) { return (size_t)(s[0] * s[1] * s[2] * s[3]); }
-
 /* Create a device buffer of n bytes and upload src into it (if src != NULL). */
 static clattn_status upload(clattn_context *ctx, const void *src, size_t n, cl_mem_flags flags, cl_mem *out)
 {
@@ -33,7 +31,7 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
     clattn_plan *plan = NULL;
     void *o_tmp = NULL, *lse_tmp = NULL;
     size_t o_bytes = 0, lse_bytes = 0;
-    enum { NBUF = 8 };
+    enum { NBUF = 10 };
     cl_mem bufs[NBUF] = {0};
     if (!ctx)
         return CLATTN_ERROR_NULL_ARGUMENT;
@@ -41,18 +39,17 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
     status = clattn__host_problem(ctx, desc, h, &p);
     if (status)
         goto cleanup;
+    /* Device views with the validated (contiguous, packed or broadcast)
+     * strides of the host arrays; each buffer holds exactly what its view reaches. */
     memset(&a, 0, sizeof a);
-    a.q = clattn_tensor_make(NULL, 0, p.in_dtype, p.B, p.Hq, p.Nq, p.D);
-    a.k = clattn_tensor_make(NULL, 0, p.in_dtype, p.B, p.Hkv, p.Nk, p.D);
-    a.v = clattn_tensor_make(NULL, 0, p.in_dtype, p.B, p.Hkv, p.Nk, p.Dv);
-    a.o = clattn_tensor_make(NULL, 0, p.out_dtype, p.B, p.Hq, p.Nq, p.Dv);
-    status = upload(ctx, h->q.data, count4(a.q.shape) * clattn_dtype_size(p.in_dtype), CL_MEM_READ_ONLY, &bufs[0]);
+    a.q = p.q, a.k = p.k, a.v = p.v, a.o = p.o;
+    status = upload(ctx, h->q.data, p.need_bytes[CLATTN__T_Q], CL_MEM_READ_ONLY, &bufs[0]);
     if (status) goto cleanup;
-    status = upload(ctx, h->k.data, count4(a.k.shape) * clattn_dtype_size(p.in_dtype), CL_MEM_READ_ONLY, &bufs[1]);
+    status = upload(ctx, h->k.data, p.need_bytes[CLATTN__T_K], CL_MEM_READ_ONLY, &bufs[1]);
     if (status) goto cleanup;
-    status = upload(ctx, h->v.data, count4(a.v.shape) * clattn_dtype_size(p.in_dtype), CL_MEM_READ_ONLY, &bufs[2]);
+    status = upload(ctx, h->v.data, p.need_bytes[CLATTN__T_V], CL_MEM_READ_ONLY, &bufs[2]);
     if (status) goto cleanup;
-    o_bytes = count4(a.o.shape) * clattn_dtype_size(p.out_dtype);
+    o_bytes = p.need_bytes[CLATTN__T_O];
     status = upload(ctx, NULL, o_bytes, CL_MEM_WRITE_ONLY, &bufs[3]);
     if (status) goto cleanup;
     a.q.buffer = bufs[0];
@@ -60,15 +57,15 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
     a.v.buffer = bufs[2];
     a.o.buffer = bufs[3];
     if (p.has_lse) {
-        lse_bytes = (size_t)(p.B * p.Hq * p.Nq) * sizeof(float);
+        lse_bytes = p.need_bytes[CLATTN__T_LSE];
         status = upload(ctx, NULL, lse_bytes, CL_MEM_WRITE_ONLY, &bufs[4]);
         if (status) goto cleanup;
-        a.lse = clattn_tensor_make(bufs[4], 0, CLATTN_F32, p.B, p.Hq, p.Nq, 1);
+        a.lse = p.lse;
+        a.lse.buffer = bufs[4];
     }
     if (p.has_bias) {
-        a.bias = clattn_tensor_make(NULL, 0, CLATTN_F32, h->bias.shape[0], h->bias.shape[1], h->bias.shape[2],
-                                    h->bias.shape[3]);
-        status = upload(ctx, h->bias.data, count4(a.bias.shape) * sizeof(float), CL_MEM_READ_ONLY, &bufs[5]);
+        a.bias = p.bias;
+        status = upload(ctx, h->bias.data, p.need_bytes[CLATTN__T_BIAS], CL_MEM_READ_ONLY, &bufs[5]);
         if (status) goto cleanup;
         a.bias.buffer = bufs[5];
     }
@@ -81,6 +78,16 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
         status = upload(ctx, h->key_lengths, (size_t)p.B * sizeof(int32_t), CL_MEM_READ_ONLY, &bufs[7]);
         if (status) goto cleanup;
         a.key_lengths = bufs[7];
+    }
+    if (p.has_varlen) {
+        status = upload(ctx, h->cu_seqlens_q, (size_t)(p.B + 1) * sizeof(int32_t), CL_MEM_READ_ONLY, &bufs[8]);
+        if (status) goto cleanup;
+        status = upload(ctx, h->cu_seqlens_k, (size_t)(p.B + 1) * sizeof(int32_t), CL_MEM_READ_ONLY, &bufs[9]);
+        if (status) goto cleanup;
+        a.cu_seqlens_q = bufs[8];
+        a.cu_seqlens_k = bufs[9];
+        a.total_q = p.total_q;
+        a.total_k = p.total_k;
     }
     status = clattn_plan_create(ctx, desc, &a, &plan);
     if (status)

@@ -134,7 +134,8 @@ typedef struct clattn__problem {
     int64_t B, Hq, Hkv, Nq, Nk, D, Dv;
     clattn_dtype in_dtype, out_dtype;
     clattn_tensor q, k, v, o, lse, bias; /* strides filled in */
-    int has_lse, has_bias, has_alibi, has_key_lengths;
+    int has_lse, has_bias, has_alibi, has_key_lengths, has_varlen;
+    int64_t total_q, total_k;   /* varlen: packed rows */
     clattn_attention_desc desc; /* as given, variant resolved by the caller */
     float scale;                /* resolved */
     int64_t off;                /* diagonal offset from align */
@@ -177,6 +178,7 @@ struct clattn_plan {
     clattn__problem prob;
     const clattn__variant *variant;
     void *state; /* the variant's own */
+    size_t device_bytes; /* scratch the plan allocated on the device */
     char params_json[512];
 };
 
@@ -192,6 +194,14 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
 int clattn__problem_options(const clattn__problem *p, char *buf, size_t n, size_t *len);
 
 /* ------------------------------------------------------------ tuning */
+
+/* Parameters from a tuning file (CLATTN_TUNING_FILE, default
+ * <cache dir>/tuning.json) for variant on ctx's device: 1 found (source set
+ * to a static description), 0 none applies, never an error (a bad file is
+ * ignored with a note in the context's last-error text). */
+struct clattn__params;
+int clattn__tunefile_lookup(const clattn_context *ctx, const clattn__problem *p, clattn_variant variant,
+                            struct clattn__params *out, const char **source);
 
 /* Launch parameters of the work-group variants (tiled, flash). */
 typedef struct clattn__params {

@@ -133,7 +133,8 @@ clattn_status clattn_plan_run(clattn_plan *plan, const clattn_args *args, cl_com
                      same_view(&p.o, &plan->prob.o) && p.has_lse == plan->prob.has_lse &&
                      (!p.has_lse || same_view(&p.lse, &plan->prob.lse)) && p.has_bias == plan->prob.has_bias &&
                      (!p.has_bias || same_view(&p.bias, &plan->prob.bias)) && p.has_alibi == plan->prob.has_alibi &&
-                     p.has_key_lengths == plan->prob.has_key_lengths,
+                     p.has_key_lengths == plan->prob.has_key_lengths && p.has_varlen == plan->prob.has_varlen &&
+                     p.total_q == plan->prob.total_q && p.total_k == plan->prob.total_k,
                  CLATTN_ERROR_PLAN_MISMATCH, "args: shapes, strides, dtypes or optional inputs differ from the plan's");
     status = clattn__problem_check_buffers(ctx, &p, args, 1);
     if (status)
@@ -150,6 +151,11 @@ void clattn_plan_free(clattn_plan *plan)
     if (plan->variant && plan->variant->destroy)
         plan->variant->destroy(plan);
     clattn__free(plan);
+}
+
+size_t clattn_plan_device_bytes(const clattn_plan *plan)
+{
+    return plan ? plan->device_bytes : 0;
 }
 
 clattn_variant clattn_plan_variant(const clattn_plan *plan)

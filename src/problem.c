@@ -10,6 +10,47 @@
 
 static const char *const tensor_names[6] = {"q", "k", "v", "o", "lse", "bias"};
 
+/* Check one view. For varlen (packed_rows > 0) the view addresses packed
+ * rows through cu_seqlens: all-zero strides mean the packed layout, the batch
+ * stride must be 0, and extent and overlap are those of the physical
+ * [1, H, packed_rows, D] tensor; the logical shape [B, H, max_seqlen, D] is
+ * kept for the kernels. */
+static clattn_status view_check(clattn_context *ctx, const char *name, clattn_tensor *t, int ndim, int output,
+                                size_t *need, int64_t packed_rows)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    clattn_tensor phys;
+    int all_zero = 1;
+    if (!packed_rows)
+        return clattn__tensor_check(ctx, name, t, ndim, output, need);
+    for (int i = 0; i < 4; i++) {
+        CLATTN_CHECK(t->shape[i] > 0 || (ndim == 3 && i == 3), CLATTN_ERROR_INVALID_SHAPE,
+                     "%s: shape[%d] = %lld must be positive", name, i, (long long)t->shape[i]);
+        CLATTN_CHECK(t->shape[i] <= INT32_MAX, CLATTN_ERROR_SIZE_OVERFLOW, "%s: shape[%d] exceeds 2^31-1", name, i);
+        all_zero &= t->strides[i] == 0;
+    }
+    if (all_zero) {
+        if (ndim == 3) { /* lse: [H, total] */
+            t->strides[1] = packed_rows, t->strides[2] = 1;
+        } else { /* [total, H, D] */
+            t->strides[1] = t->shape[3], t->strides[2] = t->shape[1] * t->shape[3], t->strides[3] = 1;
+        }
+    }
+    CLATTN_CHECK(t->strides[0] == 0, CLATTN_ERROR_INVALID_STRIDE,
+                 "%s: varlen views address sequences through cu_seqlens: the batch stride must be 0, got %lld", name,
+                 (long long)t->strides[0]);
+    phys = *t;
+    phys.shape[0] = 1;
+    phys.shape[2] = packed_rows;
+    status = clattn__tensor_check(ctx, name, &phys, ndim, output, need);
+    if (status)
+        goto cleanup;
+    t->shape[3] = phys.shape[3];
+    t->strides[3] = phys.strides[3];
+cleanup:
+    return status;
+}
+
 clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_desc *desc, const clattn_args *args,
                                    clattn__problem *p)
 {
@@ -35,17 +76,29 @@ clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_d
                      (int)d.window_right);
     p->desc = d;
 
+    p->has_varlen = args->has_varlen || args->cu_seqlens_q != NULL || args->cu_seqlens_k != NULL;
+    if (p->has_varlen) {
+        CLATTN_CHECK(args->total_q >= 1 && args->total_k >= 1 && args->total_q <= INT32_MAX &&
+                         args->total_k <= INT32_MAX,
+                     CLATTN_ERROR_INVALID_SEQLENS, "total_q, total_k: (%lld, %lld) must be in 1..2^31-1 with varlen",
+                     (long long)args->total_q, (long long)args->total_k);
+        CLATTN_CHECK(args->cu_seqlens_q_offset % 4 == 0 && args->cu_seqlens_k_offset % 4 == 0, CLATTN_ERROR_MISALIGNED,
+                     "cu_seqlens: byte offsets (%zu, %zu) must be multiples of 4", args->cu_seqlens_q_offset,
+                     args->cu_seqlens_k_offset);
+        p->total_q = args->total_q;
+        p->total_k = args->total_k;
+    }
     p->q = args->q;
     p->k = args->k;
     p->v = args->v;
     p->o = args->o;
-    status = clattn__tensor_check(ctx, "q", &p->q, 4, 0, &p->need_bytes[CLATTN__T_Q]);
+    status = view_check(ctx, "q", &p->q, 4, 0, &p->need_bytes[CLATTN__T_Q], p->total_q);
     if (status) goto cleanup;
-    status = clattn__tensor_check(ctx, "k", &p->k, 4, 0, &p->need_bytes[CLATTN__T_K]);
+    status = view_check(ctx, "k", &p->k, 4, 0, &p->need_bytes[CLATTN__T_K], p->total_k);
     if (status) goto cleanup;
-    status = clattn__tensor_check(ctx, "v", &p->v, 4, 0, &p->need_bytes[CLATTN__T_V]);
+    status = view_check(ctx, "v", &p->v, 4, 0, &p->need_bytes[CLATTN__T_V], p->total_k);
     if (status) goto cleanup;
-    status = clattn__tensor_check(ctx, "o", &p->o, 4, 1, &p->need_bytes[CLATTN__T_O]);
+    status = view_check(ctx, "o", &p->o, 4, 1, &p->need_bytes[CLATTN__T_O], p->total_q);
     if (status) goto cleanup;
 
     CLATTN_CHECK(p->k.dtype == p->q.dtype && p->v.dtype == p->q.dtype, CLATTN_ERROR_INVALID_DTYPE,
@@ -83,7 +136,7 @@ clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_d
     p->has_lse = args->has_lse || args->lse.buffer != NULL;
     if (p->has_lse) {
         p->lse = args->lse;
-        status = clattn__tensor_check(ctx, "lse", &p->lse, 3, 1, &p->need_bytes[CLATTN__T_LSE]);
+        status = view_check(ctx, "lse", &p->lse, 3, 1, &p->need_bytes[CLATTN__T_LSE], p->total_q);
         if (status) goto cleanup;
         CLATTN_CHECK(p->lse.dtype == CLATTN_F32, CLATTN_ERROR_INVALID_DTYPE, "lse: dtype must be f32, got %s",
                      clattn_dtype_name(p->lse.dtype));
@@ -187,6 +240,21 @@ clattn_status clattn__problem_check_buffers(clattn_context *ctx, const clattn__p
             CLATTN_CHECK(size >= args->alibi_offset && size - args->alibi_offset >= (size_t)p->Hq * 4,
                          CLATTN_ERROR_BUFFER_TOO_SMALL, "alibi: buffer holds %zu bytes, %lld slopes need %zu from offset %zu",
                          size, (long long)p->Hq, (size_t)p->Hq * 4, args->alibi_offset);
+        }
+    }
+    if (p->has_varlen) {
+        const cl_mem cu[2] = {args->cu_seqlens_q, args->cu_seqlens_k};
+        const size_t off[2] = {args->cu_seqlens_q_offset, args->cu_seqlens_k_offset};
+        for (int i = 0; i < 2; i++) {
+            size_t size = 0;
+            if (!cu[i]) {
+                CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "cu_seqlens_%c: buffer is NULL", i ? 'k' : 'q');
+                continue;
+            }
+            CLATTN_CL(cla_GetMemObjectInfo(cu[i], CL_MEM_SIZE, sizeof size, &size, NULL));
+            CLATTN_CHECK(size >= off[i] && size - off[i] >= (size_t)(p->B + 1) * 4, CLATTN_ERROR_BUFFER_TOO_SMALL,
+                         "cu_seqlens_%c: buffer holds %zu bytes, B + 1 = %lld entries need %zu from offset %zu",
+                         i ? 'k' : 'q', size, (long long)(p->B + 1), (size_t)(p->B + 1) * 4, off[i]);
         }
     }
     if (p->has_key_lengths) {

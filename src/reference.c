@@ -40,9 +40,34 @@ clattn_status clattn__host_problem(clattn_context *ctx, const clattn_attention_d
         a.bias = host_view(&h->bias);
     a.has_alibi = h->alibi != NULL;
     a.has_key_lengths = h->key_lengths != NULL;
+    if (h->cu_seqlens_q || h->cu_seqlens_k) {
+        CLATTN_CHECK(h->cu_seqlens_q && h->cu_seqlens_k, CLATTN_ERROR_INVALID_SEQLENS,
+                     "cu_seqlens_%c: NULL while the other is set", h->cu_seqlens_q ? 'k' : 'q');
+        a.has_varlen = 1;
+        a.total_q = h->total_q;
+        a.total_k = h->total_k;
+    }
     status = clattn__problem_init(ctx, desc, &a, p);
     if (status)
         goto cleanup;
+    if (p->has_varlen) {
+        const int32_t *cu[2] = {h->cu_seqlens_q, h->cu_seqlens_k};
+        const int64_t total[2] = {p->total_q, p->total_k}, maxlen[2] = {p->Nq, p->Nk};
+        for (int c = 0; c < 2; c++) {
+            /* packed rows are covered exactly: no gap an output could leave unwritten */
+            CLATTN_CHECK(cu[c][0] == 0 && cu[c][p->B] == total[c], CLATTN_ERROR_INVALID_SEQLENS,
+                         "cu_seqlens_%c: must start at 0 and end at total = %lld, got %d .. %d", c ? 'k' : 'q',
+                         (long long)total[c], (int)cu[c][0], (int)cu[c][p->B]);
+            for (int64_t b = 0; b < p->B; b++) {
+                const int64_t len = (int64_t)cu[c][b + 1] - cu[c][b];
+                CLATTN_CHECK(len >= 0 && len <= maxlen[c] && cu[c][b + 1] <= total[c], CLATTN_ERROR_INVALID_SEQLENS,
+                             "cu_seqlens_%c: sequence %lld spans [%d, %d), which is not within 0..%lld rows of "
+                             "total %lld with max_seqlen %lld",
+                             c ? 'k' : 'q', (long long)b, (int)cu[c][b], (int)cu[c][b + 1], (long long)total[c],
+                             (long long)total[c], (long long)maxlen[c]);
+            }
+        }
+    }
     if (p->has_key_lengths)
         for (int64_t b = 0; b < p->B; b++)
             CLATTN_CHECK(h->key_lengths[b] >= 0 && h->key_lengths[b] <= p->Nk, CLATTN_ERROR_INVALID_KEY_LENGTHS,
@@ -92,9 +117,10 @@ clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_h
     status = clattn__host_problem(NULL, desc, args, &p);
     if (status)
         return status;
-    nq = (size_t)(p.B * p.Hq * p.Nq * p.D);
-    nk = (size_t)(p.B * p.Hkv * p.Nk * p.D);
-    nv = (size_t)(p.B * p.Hkv * p.Nk * p.Dv);
+    /* every element the (possibly packed or strided) views reach */
+    nq = p.need_bytes[CLATTN__T_Q] / clattn_dtype_size(p.in_dtype);
+    nk = p.need_bytes[CLATTN__T_K] / clattn_dtype_size(p.in_dtype);
+    nv = p.need_bytes[CLATTN__T_V] / clattn_dtype_size(p.in_dtype);
     q = widen(&args->q, nq);
     k = widen(&args->k, nk);
     v = widen(&args->v, nv);
@@ -105,19 +131,24 @@ clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_h
         goto cleanup;
     }
     {
-        const int64_t B = p.B, Hq = p.Hq, Nq = p.Nq, Nk = p.Nk, D = p.D, Dv = p.Dv;
+        const int64_t B = p.B, Hq = p.Hq, D = p.D, Dv = p.Dv;
         const int64_t hpk = p.Hq / p.Hkv;
         const double scale = p.scale, cap = p.desc.softcap;
         const float *bias = args->bias.data;
+        const int64_t *qs = p.q.strides, *ks = p.k.strides, *vs = p.v.strides, *os = p.o.strides, *ls = p.lse.strides;
         for (int64_t b = 0; b < B; b++) {
+            /* this sequence's rows, keys and diagonal offset */
+            const int64_t q0 = p.has_varlen ? args->cu_seqlens_q[b] : 0;
+            const int64_t k0 = p.has_varlen ? args->cu_seqlens_k[b] : 0;
+            const int64_t Nq = p.has_varlen ? args->cu_seqlens_q[b + 1] - q0 : p.Nq;
+            const int64_t Nk = p.has_varlen ? args->cu_seqlens_k[b + 1] - k0 : p.Nk;
+            const int64_t off = p.has_varlen ? (p.desc.align == CLATTN_ALIGN_BOTTOM_RIGHT ? Nk - Nq : 0) : p.off;
             for (int64_t h = 0; h < Hq; h++) {
                 const int64_t hk = h / hpk;
-                const double *kh = k + (size_t)((b * p.Hkv + hk) * Nk * D);
-                const double *vh = v + (size_t)((b * p.Hkv + hk) * Nk * Dv);
                 for (int64_t i = 0; i < Nq; i++) {
-                    const double *qi = q + (size_t)(((b * Hq + h) * Nq + i) * D);
-                    const int64_t diag = i + p.off;
-                    const size_t orow = (size_t)(((b * Hq + h) * Nq + i) * Dv);
+                    const int64_t diag = i + off;
+                    const size_t qrow = (size_t)(b * qs[0] + h * qs[1] + (q0 + i) * qs[2]);
+                    const size_t orow = (size_t)(b * os[0] + h * os[1] + (q0 + i) * os[2]);
                     int64_t lo = 0, hi = Nk;
                     double m = -INFINITY, sum = 0.0;
                     if (p.has_key_lengths && args->key_lengths[b] < hi)
@@ -131,10 +162,10 @@ clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_h
                             hi = diag + p.desc.window_right + 1;
                     }
                     for (int64_t j = lo; j < hi; j++) {
-                        const double *kj = kh + (size_t)(j * D);
+                        const size_t krow = (size_t)(b * ks[0] + hk * ks[1] + (k0 + j) * ks[2]);
                         double dot = 0.0, x;
                         for (int64_t d = 0; d < D; d++)
-                            dot += qi[d] * kj[d];
+                            dot += q[qrow + (size_t)(d * qs[3])] * k[krow + (size_t)(d * ks[3])];
                         x = scale * dot;
                         if (cap > 0.0)
                             x = cap * tanh(x / cap);
@@ -154,16 +185,16 @@ clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_h
                     if (m != -INFINITY) { /* else: no kept key (or all scores -inf): O = 0 */
                         for (int64_t j = lo; j < hi; j++) {
                             const double e = exp(s[j] - m);
-                            const double *vj = vh + (size_t)(j * Dv);
+                            const size_t vrow = (size_t)(b * vs[0] + hk * vs[1] + (k0 + j) * vs[2]);
                             sum += e;
                             for (int64_t d = 0; d < Dv; d++)
-                                acc[d] += e * vj[d];
+                                acc[d] += e * v[vrow + (size_t)(d * vs[3])];
                         }
                     }
                     for (int64_t d = 0; d < Dv; d++)
-                        store(args->o.data, p.out_dtype, orow + (size_t)d, sum > 0.0 ? acc[d] / sum : 0.0);
+                        store(args->o.data, p.out_dtype, orow + (size_t)(d * os[3]), sum > 0.0 ? acc[d] / sum : 0.0);
                     if (p.has_lse)
-                        ((float *)args->lse.data)[(b * Hq + h) * Nq + i] =
+                        ((float *)args->lse.data)[b * ls[0] + h * ls[1] + (q0 + i) * ls[2]] =
                             sum > 0.0 ? (float)(m + log(sum)) : -INFINITY;
                 }
             }

@@ -153,9 +153,10 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
     /* host data, contiguous BHND, in storage dtype */
     void *hq = NULL, *hk = NULL, *hv = NULL;
     float *ref_o = NULL, *ref_lse = NULL, *dev_o = NULL, *dev_lse = NULL, *hbias = NULL, *halibi = NULL;
-    int32_t *hkl = NULL;
+    int32_t *hkl = NULL, *cu_q = NULL, *cu_k = NULL;
+    int64_t total_q = 0, total_k = 0;
     unsigned char *first_o = NULL;
-    dev_view q = {0}, k = {0}, v = {0}, o = {0}, lse = {0}, bias = {0}, alibi = {0}, kl = {0};
+    dev_view q = {0}, k = {0}, v = {0}, o = {0}, lse = {0}, bias = {0}, alibi = {0}, kl = {0}, cuq = {0}, cuk = {0};
     int64_t bshape[4] = {0};
     cl_int err;
     memset(r, 0, sizeof *r);
@@ -166,11 +167,34 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
         FAIL("no OpenCL context");
     clattn_context_cl(ctx, &clctx, NULL, &queue);
 
-    nq = (size_t)c.B * c.Hq * c.Nq * c.D;
-    nk = (size_t)c.B * c.Hkv * c.Nk * c.D;
-    nv = (size_t)c.B * c.Hkv * c.Nk * c.Dv;
-    no = (size_t)c.B * c.Hq * c.Nq * c.Dv;
-    nl = (size_t)c.B * c.Hq * c.Nq;
+    if (c.varlen) {
+        /* Per-sequence lengths up to the maxima Nq / Nk: full, 1, random,
+         * 0 (by batch index, keys shifted), packed back to back. */
+        cu_q = malloc((size_t)(c.B + 1) * sizeof *cu_q);
+        cu_k = malloc((size_t)(c.B + 1) * sizeof *cu_k);
+        if (!cu_q || !cu_k)
+            FAIL("host allocation failed");
+        cu_q[0] = cu_k[0] = 0;
+        for (int b = 0; b < c.B; b++) {
+            const int lq[4] = {c.Nq, 1, (int)(test_rand_u64(&rng) % (uint64_t)(c.Nq + 1)), 0};
+            const int lk[4] = {c.Nk, (int)(test_rand_u64(&rng) % (uint64_t)(c.Nk + 1)), 1, 0};
+            cu_q[b + 1] = cu_q[b] + lq[b % 4];
+            cu_k[b + 1] = cu_k[b] + lk[b % 4];
+        }
+        total_q = cu_q[c.B];
+        total_k = cu_k[c.B];
+        c.nan_masked = 0, c.dominant = 0, c.bshd = 0; /* those address the padded layout */
+    }
+    {
+        /* rows of q/o and of k/v as stored: packed totals, or B * N */
+        const size_t rq = c.varlen ? (size_t)total_q : (size_t)c.B * c.Nq;
+        const size_t rk = c.varlen ? (size_t)total_k : (size_t)c.B * c.Nk;
+        nq = rq * c.Hq * c.D;
+        nk = rk * c.Hkv * c.D;
+        nv = rk * c.Hkv * c.Dv;
+        no = rq * c.Hq * c.Dv;
+        nl = rq * c.Hq;
+    }
     hq = malloc(nq * esz(c.dtype) + 1);
     hk = malloc(nk * esz(c.dtype) + 1);
     hv = malloc(nv * esz(c.dtype) + 1);
@@ -274,6 +298,10 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
         ha.bias = (clattn_host_tensor){hbias, CLATTN_F32, {bshape[0], bshape[1], bshape[2], bshape[3]}};
     ha.alibi = halibi;
     ha.key_lengths = hkl;
+    ha.cu_seqlens_q = cu_q;
+    ha.cu_seqlens_k = cu_k;
+    ha.total_q = total_q;
+    ha.total_k = total_k;
     st = clattn_reference(&desc, &ha);
     if (st != CLATTN_SUCCESS)
         FAIL("reference failed: %s", clattn_status_name(st));
@@ -303,7 +331,9 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
             if (!dv->host)
                 FAIL("host allocation failed");
             memset(dv->host, POISON, dv->bytes);
-            if (views[t].src) /* scatter BHND host data into the layout */
+            if (views[t].src && c.varlen) /* packed on both sides */
+                memcpy(dv->host + off * e, views[t].src, views[t].n * e);
+            else if (views[t].src) /* scatter BHND host data into the layout */
                 for (int64_t b = 0; b < c.B; b++)
                     for (int64_t h = 0; h < views[t].H; h++)
                         for (int64_t n = 0; n < views[t].N; n++)
@@ -349,10 +379,24 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
         args.k = clattn_tensor_make(k.mem, off * e, c.dtype, c.B, c.Hkv, c.Nk, c.D);
         args.v = clattn_tensor_make(v.mem, off * e, c.dtype, c.B, c.Hkv, c.Nk, c.Dv);
         args.o = clattn_tensor_make(o.mem, off * e, c.dtype, c.B, c.Hq, c.Nq, c.Dv);
-        memcpy(args.q.strides, sq, sizeof sq);
-        memcpy(args.k.strides, sk, sizeof sk);
-        memcpy(args.v.strides, sv, sizeof sv);
-        memcpy(args.o.strides, so, sizeof so);
+        if (!c.varlen) { /* varlen: all-zero strides mean the packed layout */
+            memcpy(args.q.strides, sq, sizeof sq);
+            memcpy(args.k.strides, sk, sizeof sk);
+            memcpy(args.v.strides, sv, sizeof sv);
+            memcpy(args.o.strides, so, sizeof so);
+        }
+    }
+    if (c.varlen) {
+        cuq.mem = clCreateBuffer(clctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)(c.B + 1) * 4, cu_q, &err);
+        if (err != CL_SUCCESS)
+            FAIL("clCreateBuffer: %d", err);
+        cuk.mem = clCreateBuffer(clctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)(c.B + 1) * 4, cu_k, &err);
+        if (err != CL_SUCCESS)
+            FAIL("clCreateBuffer: %d", err);
+        args.cu_seqlens_q = cuq.mem;
+        args.cu_seqlens_k = cuk.mem;
+        args.total_q = total_q;
+        args.total_k = total_k;
     }
     if (c.lse)
         args.lse = clattn_tensor_make(lse.mem, off * sizeof(float), CLATTN_F32, c.B, c.Hq, c.Nq, 1);
@@ -403,7 +447,11 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
     }
 
     /* ---- compare O */
-    for (int64_t b = 0; b < c.B; b++)
+    if (c.varlen)
+        for (size_t i = 0; i < no; i++)
+            dev_o[i] = get(o.host + off * esz(c.dtype), c.dtype, i);
+    else
+        for (int64_t b = 0; b < c.B; b++)
         for (int64_t h = 0; h < c.Hq; h++)
             for (int64_t n = 0; n < c.Nq; n++)
                 for (int64_t d = 0; d < c.Dv; d++)
@@ -463,8 +511,8 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
 cleanup:
     clattn_plan_free(plan);
     {
-        dev_view *all[8] = {&q, &k, &v, &o, &lse, &bias, &alibi, &kl};
-        for (int i = 0; i < 8; i++) {
+        dev_view *all[10] = {&q, &k, &v, &o, &lse, &bias, &alibi, &kl, &cuq, &cuk};
+        for (int i = 0; i < 10; i++) {
             if (all[i]->mem)
                 clReleaseMemObject(all[i]->mem);
             free(all[i]->host);
@@ -480,5 +528,7 @@ cleanup:
     free(hbias);
     free(halibi);
     free(hkl);
+    free(cu_q);
+    free(cu_k);
     free(first_o);
 }

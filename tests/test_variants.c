@@ -167,7 +167,7 @@ END_TEST
 START_TEST(features)
 {
     RUN_CASES("features", {
-        for (int f = 0; f < 12; f++)
+        for (int f = 0; f < 15; f++)
             for (int s = 3; s < 7; s++) {
                 attn_case c;
                 memset(&c, 0, sizeof c);
@@ -192,6 +192,9 @@ START_TEST(features)
                 case 8: c.bias = 3; break; /* -inf entries and one all -inf row */
                 case 9: c.key_lengths = 1, c.nan_masked = 1; break;
                 case 10: c.scale = 0.37f, c.Dv = 24; break;
+                case 11: c.varlen = 1, c.causal = 1, c.B = 5; break; /* bottom-right per sequence when s is odd */
+                case 12: c.varlen = 1, c.use_window = 1, c.wl = 9, c.wr = 3, c.key_lengths = 1, c.B = 4; break;
+                case 13: c.varlen = 1, c.bias = 2, c.softcap = 3.0f, c.dtype = CLATTN_F16; break;
                 default: /* everything at once */
                     c.causal = 1, c.use_window = 1, c.wl = 33, c.wr = 2, c.softcap = 5.0f, c.alibi = 1, c.bias = 2;
                     c.key_lengths = 1, c.nan_masked = 1, c.bshd = 1, c.offset = 5;

@@ -59,6 +59,7 @@ typedef struct attn_case {
     int nan_masked; /* plant NaN in K/V rows no query may read */
     int dominant;   /* one key dominates every row's scores */
     int repeat;     /* > 1: run that many times and require bitwise-identical output */
+    int varlen;     /* packed variable-length batch: per-sequence lengths up to Nq / Nk */
 } attn_case;
 
 typedef struct case_result {

@@ -9,10 +9,11 @@ int clattn__problem_options(const clattn__problem *p, char *buf, size_t n, size_
 {
     return clattn__appendf(buf, n, len,
                            "-cl-std=CL1.2 -DHEAD_DIM=%lld -DHEAD_DIM_V=%lld -DIN_DTYPE=%d -DOUT_DTYPE=%d -DCAUSAL=%d "
-                           "-DHAS_WINDOW=%d -DHAS_SOFTCAP=%d -DHAS_ALIBI=%d -DHAS_BIAS=%d -DHAS_KEYLEN=%d -DHAS_LSE=%d",
+                           "-DHAS_WINDOW=%d -DHAS_SOFTCAP=%d -DHAS_ALIBI=%d -DHAS_BIAS=%d -DHAS_KEYLEN=%d -DHAS_LSE=%d "
+                           "-DVARLEN=%d",
                            (long long)p->D, (long long)p->Dv, (int)p->in_dtype, (int)p->out_dtype, p->desc.causal != 0,
                            p->desc.use_window != 0, p->desc.softcap > 0.0f, p->has_alibi, p->has_bias,
-                           p->has_key_lengths, p->has_lse);
+                           p->has_key_lengths, p->has_lse, p->has_varlen);
 }
 
 /* Sets consecutive kernel arguments, remembering the first failure. */
@@ -61,6 +62,11 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
     const cl_int win_r = p->desc.use_window ? p->desc.window_right : -1;
     const cl_float scale = p->scale, softcap = p->desc.softcap;
     const cl_long diag = p->off;
+    const cl_mem cu_q = p->has_varlen ? args->cu_seqlens_q : NULL, cu_k = p->has_varlen ? args->cu_seqlens_k : NULL;
+    const cl_ulong cu_q_off = p->has_varlen ? args->cu_seqlens_q_offset / 4 : 0;
+    const cl_ulong cu_k_off = p->has_varlen ? args->cu_seqlens_k_offset / 4 : 0;
+    const cl_long total_q = p->total_q, total_k = p->total_k;
+    const cl_int align_br = p->desc.align == CLATTN_ALIGN_BOTTOM_RIGHT;
 
     /* The plan's normalised strides with this call's buffers and offsets. */
     arg_view(&a, &p->q, args->q.buffer, args->q.offset, 4, 1);
@@ -81,6 +87,13 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
     arg(&a, sizeof win_l, &win_l);
     arg(&a, sizeof win_r, &win_r);
     arg(&a, sizeof softcap, &softcap);
+    arg(&a, sizeof(cl_mem), &cu_q);
+    arg(&a, sizeof cu_q_off, &cu_q_off);
+    arg(&a, sizeof(cl_mem), &cu_k);
+    arg(&a, sizeof cu_k_off, &cu_k_off);
+    arg(&a, sizeof total_q, &total_q);
+    arg(&a, sizeof total_k, &total_k);
+    arg(&a, sizeof align_br, &align_br);
     CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err), "clSetKernelArg(%u) failed: %s", a.failed_at,
                  clattn_status_name(clattn_status_from_cl(a.err)));
 cleanup:
