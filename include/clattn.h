@@ -140,6 +140,7 @@ extern "C" {
     X(ERROR_NPY_SHAPE, -3032, ".npy shape is negative, overflowing or unsupported")            \
     X(ERROR_NOT_FOUND, -3033, "no such kernel or resource")                                     \
     X(ERROR_INVALID_SEQLENS, -3034, "cu_seqlens are missing, not monotonic or out of range")       \
+    X(ERROR_TUNING_FILE, -3035, "the tuning file is malformed (see the last-error text)")          \
     X(ERROR_INTERNAL, -3999, "internal error (please report)")
 
 /** Status of every fallible call. Negative values are errors. */
@@ -449,6 +450,16 @@ CLATTN_API float clattn_half_to_float(uint16_t h);
 CLATTN_API uint16_t clattn_float_to_half(float f);
 CLATTN_API float clattn_bf16_to_float(uint16_t b);
 CLATTN_API uint16_t clattn_float_to_bf16(float f);
+
+/**
+ * Check a tuning file (as `clattn tune` writes; path NULL = CLATTN_TUNING_FILE,
+ * else tuning.json in the program-cache directory). On success *applicable
+ * is the number of its entries measured on ctx's device and driver (the
+ * scheduler uses those ahead of its built-in table); a malformed file gives
+ * CLATTN_ERROR_TUNING_FILE with the reason in the last-error text (the
+ * scheduler then ignores the file), a missing one CLATTN_ERROR_IO.
+ */
+CLATTN_API clattn_status clattn_tuning_file_load(clattn_context *ctx, const char *path, int *applicable);
 
 /** Ceilings of a device measured by built-in probe kernels. */
 typedef struct clattn_device_probe {

@@ -196,6 +196,94 @@ START_TEST(many_plans)
 }
 END_TEST
 
+/* Write a tuning file for this device (or a foreign one) to a temp path. */
+static const char *write_tuning(const char *name, const char *body_fmt, const char *device, const char *driver)
+{
+    static char path[512];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", test_tmpdir(), name);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, body_fmt, device, driver);
+    fclose(f);
+    return path;
+}
+
+START_TEST(tuning_file)
+{
+    clattn_context *ctx = test_context();
+    clattn_args a;
+    cl_mem mem[4];
+    clattn_plan *plan = NULL;
+    clattn_attention_desc d;
+    cl_device_id dev;
+    char driver[128] = "";
+    int n = -1;
+    const char *good = "{\"format\": 1, \"entries\": [{\"device\": \"%s\", \"driver\": \"%s\", \"variant\": "
+                       "\"flash\", \"d_max\": 64, \"block_m\": 8, \"block_n\": 16, \"rows\": 2, \"tpr\": 2, "
+                       "\"vec\": 1, \"gflops\": 1.5}]}\n";
+    const char *path;
+    make_problem(ctx, &a, mem);
+    clattn_context_cl(ctx, NULL, &dev, NULL);
+    clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof driver - 1, driver, NULL);
+    memset(&d, 0, sizeof d);
+    d.variant = CLATTN_VARIANT_FLASH;
+
+    /* measured on this device: used ahead of the table, and correct */
+    path = write_tuning("tune-good.json", good, clattn_context_device_name(ctx), driver);
+    setenv("CLATTN_TUNING_FILE", path, 1);
+    ck_assert_int_eq(clattn_tuning_file_load(ctx, NULL, &n), CLATTN_SUCCESS);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(clattn_plan_create(ctx, &d, &a, &plan), CLATTN_SUCCESS);
+    ck_assert_msg(strstr(clattn_plan_params_json(plan), "\"block_m\":8,\"block_n\":16,\"rows\":2,\"tpr\":2") &&
+                      strstr(clattn_plan_params_json(plan), "\"tuning\":\"tuning-file\""),
+                  "%s", clattn_plan_params_json(plan));
+    ck_assert_int_eq(clattn_plan_run(plan, &a, NULL, 0, NULL, NULL), CLATTN_SUCCESS);
+    check_output(ctx, mem[3]);
+    clattn_plan_free(plan);
+
+    /* another device's (or driver's) entries do not apply */
+    path = write_tuning("tune-foreign.json", good, "Some Other GPU", driver);
+    setenv("CLATTN_TUNING_FILE", path, 1);
+    ck_assert_int_eq(clattn_tuning_file_load(ctx, NULL, &n), CLATTN_SUCCESS);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(clattn_plan_create(ctx, &d, &a, &plan), CLATTN_SUCCESS);
+    ck_assert(strstr(clattn_plan_params_json(plan), "\"tuning\":\"tuning-file\"") == NULL);
+    clattn_plan_free(plan);
+    path = write_tuning("tune-driver.json", good, clattn_context_device_name(ctx), "other driver 9.9");
+    ck_assert_int_eq(clattn_tuning_file_load(ctx, path, &n), CLATTN_SUCCESS);
+    ck_assert_int_eq(n, 0);
+
+    /* corrupt files: rejected with a message, never used by the scheduler */
+    {
+        static const char *const bad[] = {
+            "garbage",
+            "{\"format\": 1, \"entries\": [{\"device\": \"%s\", \"driver\": \"%s\"",   /* truncated */
+            "{\"format\": 2, \"entries\": [], \"x\": \"%s%s\"}",                        /* unknown format */
+            "{\"format\": 1, \"entries\": [{\"device\": \"%s\", \"driver\": \"%s\", \"variant\": \"flash\"}]}",
+            "{\"format\": 1, \"entries\": [{\"device\": \"%s\", \"driver\": \"%s\", \"variant\": \"flash\", "
+            "\"d_max\": 64, \"block_m\": 8, \"block_n\": 16, \"rows\": 3, \"tpr\": 2, \"vec\": 1}]}", /* rows */
+            "{\"format\": 1, \"entries\": [{\"device\": \"%s\", \"driver\": \"%s\", \"variant\": \"flash\", "
+            "\"d_max\": 64, \"block_m\": -8, \"block_n\": 16, \"rows\": 1, \"tpr\": 2, \"vec\": 1}]}",
+            "{\"entries\": []} %s%s",                                                     /* trailing text */
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            path = write_tuning("tune-bad.json", bad[i], clattn_context_device_name(ctx), driver);
+            setenv("CLATTN_TUNING_FILE", path, 1);
+            ck_assert_int_eq(clattn_tuning_file_load(ctx, NULL, &n), CLATTN_ERROR_TUNING_FILE);
+            ck_assert_msg(strstr(clattn_context_last_error(ctx), "tune-bad.json") != NULL, "%s",
+                          clattn_context_last_error(ctx));
+            ck_assert_int_eq(clattn_plan_create(ctx, &d, &a, &plan), CLATTN_SUCCESS);
+            ck_assert(strstr(clattn_plan_params_json(plan), "\"tuning\":\"tuning-file\"") == NULL);
+            clattn_plan_free(plan);
+        }
+    }
+    ck_assert_int_eq(clattn_tuning_file_load(ctx, "/nonexistent/tuning.json", &n), CLATTN_ERROR_IO);
+    unsetenv("CLATTN_TUNING_FILE");
+    release(mem);
+}
+END_TEST
+
 Suite *suite_plan(void)
 {
     Suite *s = suite_create("plan");
@@ -205,6 +293,7 @@ Suite *suite_plan(void)
     tcase_add_test(tc, params_override);
     tcase_add_test(tc, steady_state_allocations);
     tcase_add_test(tc, many_plans);
+    tcase_add_test(tc, tuning_file);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
  * variants a sweep of launch parameters (the GPU table's shapes included, so
  * a CPU device exercises them too).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,21 @@ static void fit_budget(attn_case *c)
         c->Hq = 1, c->Hkv = 1;
 }
 
+/* Worst O and LSE errors per storage dtype over the cases of one test,
+ * printed with its summary line. */
+static double worst_o[CLATTN_DTYPE_COUNT_], worst_lse[CLATTN_DTYPE_COUNT_];
+
 static int run_and_report(const attn_case *c, uint64_t seed, int *skipped)
 {
     case_result r;
     char buf[512];
     run_case(test_context(), c, seed, &r);
+    if (r.ok && !r.skipped) {
+        if (r.max_err > worst_o[c->dtype])
+            worst_o[c->dtype] = r.max_err;
+        if (r.lse_err > worst_lse[c->dtype])
+            worst_lse[c->dtype] = r.lse_err;
+    }
     if (r.skipped) {
         ++*skipped;
         printf("SKIP %s: %s\n", case_str(c, buf, sizeof buf), r.msg);
@@ -63,10 +74,13 @@ static int run_and_report(const attn_case *c, uint64_t seed, int *skipped)
     do {                                                                                        \
         int n_ = 0, bad_ = 0, skipped_ = 0;                                                     \
         uint64_t seed_ = test_seed() ^ (uint64_t)__LINE__ * 0x9e3779b97f4a7c15ull;              \
+        memset(worst_o, 0, sizeof worst_o), memset(worst_lse, 0, sizeof worst_lse);            \
         ck_assert_msg(test_context() != NULL, "no OpenCL device");                              \
         __VA_ARGS__;                                                                                \
-        printf("%s %s: %d cases, %d failed, %d skipped\n", clattn_variant_name(VARIANT), label, n_, bad_,   \
-               skipped_);                                                                       \
+        printf("%s %s: %d cases, %d failed, %d skipped; worst |O err| f32 %.2g f16 %.2g bf16 %.2g, "   \
+               "|LSE err| %.2g\n", clattn_variant_name(VARIANT), label, n_, bad_, skipped_,             \
+               worst_o[CLATTN_F32], worst_o[CLATTN_F16], worst_o[CLATTN_BF16],                         \
+               fmax(worst_lse[CLATTN_F32], fmax(worst_lse[CLATTN_F16], worst_lse[CLATTN_BF16])));        \
         ck_assert_msg(bad_ == 0, "%s: %d of %d cases failed", label, bad_, n_);                \
         ck_assert_msg(n_ > 0, "%s: no cases ran", label);                                      \
     } while (0)
@@ -168,7 +182,7 @@ START_TEST(features)
 {
     RUN_CASES("features", {
         for (int f = 0; f < 15; f++)
-            for (int s = 3; s < 7; s++) {
+            for (int s = 0; s < N_S; s++) {
                 attn_case c;
                 memset(&c, 0, sizeof c);
                 c.variant = VARIANT;
