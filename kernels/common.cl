@@ -259,11 +259,29 @@ inline void score_tile(__local const float *Qs, __local const float *Ks, __local
         float dot[ROWS];
         for (int r = 0; r < ROWS; r++)
             dot[r] = 0.0f;
+#if HEAD_DIM % 8 == 0
+        /* eight lanes along D: explicit SIMD for implementations that
+         * vectorise across work-items only (PoCL with small work-groups) */
+        float8 dot8[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            dot8[r] = (float8)(0.0f);
+        for (int d = 0; d < HEAD_DIM; d += 8) {
+            const float8 kd = vload8(0, Ks + jj * LDKV + d);
+            for (int r = 0; r < ROWS; r++)
+                dot8[r] = fma(vload8(0, Qs + (g * ROWS + r) * LDQ + d), kd, dot8[r]);
+        }
+        for (int r = 0; r < ROWS; r++) {
+            const float4 h4 = dot8[r].lo + dot8[r].hi;
+            const float2 h2 = h4.lo + h4.hi;
+            dot[r] = h2.x + h2.y;
+        }
+#else
         for (int d = 0; d < HEAD_DIM; d++) {
             const float kd = Ks[jj * LDKV + d];
             for (int r = 0; r < ROWS; r++)
                 dot[r] = fma(Qs[(g * ROWS + r) * LDQ + d], kd, dot[r]);
         }
+#endif
         for (int r = 0; r < ROWS; r++) {
             const int kept = j >= ri[r].lo && j < ri[r].hi;
             S[(g * ROWS + r) * BLOCK_N + jj] =

@@ -9,6 +9,13 @@
  * Tiles wholly outside the block's kept interval (causal, window, key
  * padding) are never loaded. Extra memory: local only, independent of N.
  *
+ * When one work-item owns whole output rows (TPR = 1, the CPU shape) and Dv
+ * is a multiple of 8, the accumulator is kept as float8 along Dv; dot
+ * products use float8 along D when D is a multiple of 8 (common.cl). CPU
+ * implementations such as PoCL vectorise across work-items, which small
+ * work-groups of 4-8 items leave mostly idle; explicit vectors fill the SIMD
+ * lanes instead (about 2x on PoCL, bench/RESULTS.md).
+ *
  * NDRange: dim 0 ceil(Nq / BLOCK_M) * WG, dim 1 query heads, dim 2 batch.
  */
 #ifndef BLOCK_M
@@ -45,7 +52,14 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
 #endif
 
     row_info ri[ROWS];
+#if TPR == 1 && HEAD_DIM_V % 8 == 0
+#define ACC8 1
+    float8 acc8[ROWS][HEAD_DIM_V / 8];
+    float m_i[ROWS], l_i[ROWS];
+#else
+#define ACC8 0
     float m_i[ROWS], l_i[ROWS], acc[ROWS][DV_PER];
+#endif
     for (int r = 0; r < ROWS; r++) {
         const long i = m0 + g * ROWS + r;
         ri[r].i = i;
@@ -60,8 +74,13 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
 #endif
         m_i[r] = -INFINITY;
         l_i[r] = 0.0f;
+#if ACC8
+        for (int c = 0; c < HEAD_DIM_V / 8; c++)
+            acc8[r][c] = (float8)(0.0f);
+#else
         for (int c = 0; c < DV_PER; c++)
             acc[r][c] = 0.0f;
+#endif
     }
 
     /* The block's kept interval: tiles outside it are skipped. */
@@ -88,19 +107,29 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
             const float m_use = m_new == -INFINITY ? 0.0f : m_new;
             const float alpha = exp(m_i[r] - m_use);
             l_i[r] *= alpha;
+#if ACC8
+            for (int c = 0; c < HEAD_DIM_V / 8; c++)
+                acc8[r][c] *= alpha;
+#else
             for (int c = 0; c < DV_PER; c++)
                 acc[r][c] *= alpha;
+#endif
             for (int jj = 0; jj < BLOCK_N; jj++) {
                 const float s = srow[jj];
                 if (s == -INFINITY) /* masked: select, so NaN in a masked V never enters */
                     continue;
                 const float p = exp(s - m_use);
                 l_i[r] += p;
+#if ACC8
+                for (int c = 0; c < HEAD_DIM_V / 8; c++)
+                    acc8[r][c] = fma((float8)(p), vload8(c, KVs + jj * LDKV), acc8[r][c]);
+#else
                 for (int c = 0; c < DV_PER; c++) {
                     const int d = t + c * TPR;
                     if (d < HEAD_DIM_V)
                         acc[r][c] = fma(p, KVs[jj * LDKV + d], acc[r][c]);
                 }
+#endif
             }
             m_i[r] = m_new;
         }
@@ -112,11 +141,20 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
             continue;
         const long orow = (long)o_off + b * osb + h * osh + (sq.q0 + i) * osn;
         const float inv = l_i[r] > 0.0f ? 1.0f / l_i[r] : 0.0f;
+#if ACC8
+        for (int c = 0; c < HEAD_DIM_V / 8; c++) {
+            const float8 x = acc8[r][c] * inv;
+            const float xs[8] = {x.s0, x.s1, x.s2, x.s3, x.s4, x.s5, x.s6, x.s7};
+            for (int e = 0; e < 8; e++)
+                STORE_OUT(o, orow + (c * 8 + e) * osd, xs[e]);
+        }
+#else
         for (int c = 0; c < DV_PER; c++) {
             const int d = t + c * TPR;
             if (d < HEAD_DIM_V)
                 STORE_OUT(o, orow + d * osd, acc[r][c] * inv);
         }
+#endif
 #if HAS_LSE
         if (t == 0)
             lse[(long)lse_off + b * lsb + h * lsh + (sq.q0 + i) * lsn] = l_i[r] > 0.0f ? m_i[r] + log(l_i[r]) : -INFINITY;
