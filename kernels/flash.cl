@@ -24,11 +24,28 @@
 #ifndef BLOCK_N
 #define BLOCK_N 32
 #endif
+#ifndef SPLIT_KV
+#define SPLIT_KV 0 /* 1: the `decode` variant's split-KV pass (see below) */
+#endif
 #ifndef CLATTN_COMMON
 #include "common.cl"
 #endif
 
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KERNEL_ARGS)
+/*
+ * SPLIT_KV (flash-decoding, for few query rows and long key sequences): the
+ * work-groups of dim 0 are (row block, split) pairs; split s takes the
+ * keys [s * chunk, (s + 1) * chunk) of the block's kept interval (chunk a
+ * multiple of BLOCK_N) and writes its normalised partial O and LSE to
+ * f32 scratch [B, Hq, Nq, splits, Dv] and [B, Hq, Nq, splits];
+ * attn_combine then merges the splits exactly in a fixed order.
+ */
+#if SPLIT_KV
+#define SPLIT_ARGS , __global float *part_o, __global float *part_lse, int n_splits
+#else
+#define SPLIT_ARGS
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KERNEL_ARGS SPLIT_ARGS)
 {
     __local float Qs[BLOCK_M * LDQ];
     __local float KVs[BLOCK_N * LDKV];
@@ -38,7 +55,12 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
     const int t = lid % TPR, g = lid / TPR;
     const long h = (long)get_global_id(1), b = (long)get_global_id(2);
     const long hk = h / heads_per_kv;
+#if SPLIT_KV
+    const long split = (long)get_group_id(0) % n_splits;
+    const long m0 = (long)get_group_id(0) / n_splits * BLOCK_M;
+#else
     const long m0 = (long)get_group_id(0) * BLOCK_M;
+#endif
     const seq_info sq = SEQUENCE(b);
     if (m0 >= sq.nq)
         return; /* the whole work-group: a shorter sequence of a varlen batch */
@@ -86,6 +108,21 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
     /* The block's kept interval: tiles outside it are skipped. */
     long lo, hi;
     kept_range(m0, min(m0 + BLOCK_M, sq.nq) - 1, sq.nk, sq.diag_off, win_left, win_right, sq.klen, &lo, &hi);
+#if SPLIT_KV
+    {
+        /* this split's share of the keys; rows keep only keys inside it, so
+         * no key is counted by two splits */
+        const long span = max(hi - lo, 0L);
+        const long chunk = ((span + n_splits - 1) / n_splits + BLOCK_N - 1) / BLOCK_N * BLOCK_N;
+        const long s_lo = lo + split * chunk, s_hi = min(hi, lo + (split + 1) * chunk);
+        lo = s_lo;
+        hi = s_hi;
+        for (int r = 0; r < ROWS; r++) {
+            ri[r].lo = max(ri[r].lo, s_lo);
+            ri[r].hi = min(ri[r].hi, s_hi);
+        }
+    }
+#endif
 
     load_rows(Qs, LDQ, q, qbase, qsn, qsd, m0, BLOCK_M, sq.nq, HEAD_DIM);
 
@@ -139,25 +176,72 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
         const long i = ri[r].i;
         if (i >= sq.nq)
             continue;
+#if SPLIT_KV
+        const long prow = ((b * (long)get_global_size(1) + h) * n_q + i) * n_splits + split;
+#define WRITE_O(d, x) (part_o[prow * HEAD_DIM_V + (d)] = (x))
+#else
         const long orow = (long)o_off + b * osb + h * osh + (sq.q0 + i) * osn;
+#define WRITE_O(d, x) STORE_OUT(o, orow + (d) * osd, (x))
+#endif
         const float inv = l_i[r] > 0.0f ? 1.0f / l_i[r] : 0.0f;
 #if ACC8
         for (int c = 0; c < HEAD_DIM_V / 8; c++) {
             const float8 x = acc8[r][c] * inv;
             const float xs[8] = {x.s0, x.s1, x.s2, x.s3, x.s4, x.s5, x.s6, x.s7};
             for (int e = 0; e < 8; e++)
-                STORE_OUT(o, orow + (c * 8 + e) * osd, xs[e]);
+                WRITE_O(c * 8 + e, xs[e]);
         }
 #else
         for (int c = 0; c < DV_PER; c++) {
             const int d = t + c * TPR;
             if (d < HEAD_DIM_V)
-                STORE_OUT(o, orow + d * osd, acc[r][c] * inv);
+                WRITE_O(d, acc[r][c] * inv);
         }
 #endif
-#if HAS_LSE
+#if SPLIT_KV
+        if (t == 0)
+            part_lse[prow] = l_i[r] > 0.0f ? m_i[r] + log(l_i[r]) : -INFINITY;
+#elif HAS_LSE
         if (t == 0)
             lse[(long)lse_off + b * lsb + h * lsh + (sq.q0 + i) * lsn] = l_i[r] > 0.0f ? m_i[r] + log(l_i[r]) : -INFINITY;
 #endif
+#undef WRITE_O
     }
 }
+
+#if SPLIT_KV
+/* Merge the splits of one query row: with M = max LSE_s and w_s =
+ * exp(LSE_s - M), O = sum w_s O_s / sum w_s and LSE = M + log(sum w_s).
+ * Empty splits (LSE_s = -inf) weigh 0; a row with no kept key anywhere gets
+ * O = 0 and LSE = -inf. NDRange: dim 0 query rows, dim 1 heads, dim 2 batch. */
+__kernel void attn_combine(ATTN_KERNEL_ARGS SPLIT_ARGS)
+{
+    const long i = (long)get_global_id(0), h = (long)get_global_id(1), b = (long)get_global_id(2);
+    const seq_info sq = SEQUENCE(b);
+    if (i >= sq.nq)
+        return;
+    const long prow0 = ((b * (long)get_global_size(1) + h) * n_q + i) * n_splits;
+    const long orow = (long)o_off + b * osb + h * osh + (sq.q0 + i) * osn;
+    float m = -INFINITY;
+    for (int s = 0; s < n_splits; s++)
+        m = fmax(m, part_lse[prow0 + s]);
+    float wsum = 0.0f;
+    if (m != -INFINITY)
+        for (int s = 0; s < n_splits; s++)
+            wsum += exp(part_lse[prow0 + s] - m);
+    const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
+    for (int d = 0; d < HEAD_DIM_V; d++) {
+        float x = 0.0f;
+        if (m != -INFINITY)
+            for (int s = 0; s < n_splits; s++) {
+                const float w = exp(part_lse[prow0 + s] - m);
+                if (w > 0.0f) /* empty splits hold zeros, but skip them outright */
+                    x = fma(w, part_o[(prow0 + s) * HEAD_DIM_V + d], x);
+            }
+        STORE_OUT(o, orow + d * osd, x * inv);
+    }
+#if HAS_LSE
+    lse[(long)lse_off + b * lsb + h * lsh + (sq.q0 + i) * lsn] = wsum > 0.0f ? m + log(wsum) : -INFINITY;
+#endif
+}
+#endif

@@ -185,6 +185,11 @@ struct clattn_plan {
 extern const clattn__variant clattn__variant_naive;
 extern const clattn__variant clattn__variant_tiled;
 extern const clattn__variant clattn__variant_flash;
+extern const clattn__variant clattn__variant_decode;
+
+/* Number of arguments in ATTN_KERNEL_ARGS (kernels/common.cl); kernels with
+ * extra arguments take them from this index on. */
+#define CLATTN__ATTN_KERNEL_NARGS 54
 
 /* Set the arguments every attention kernel takes (ATTN_KERNEL_ARGS in
  * kernels/common.cl) from the plan's problem and this call's buffers. */

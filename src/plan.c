@@ -20,6 +20,7 @@ static const clattn__variant *const registry[] = {
     &clattn__variant_naive,
     &clattn__variant_tiled,
     &clattn__variant_flash,
+    &clattn__variant_decode,
 };
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])
 
@@ -84,6 +85,10 @@ clattn_status clattn_plan_create(clattn_context *ctx, const clattn_attention_des
         size_t len = 0;
         why[0] = '\0';
         const clattn_variant *order = clattn__tune_order(ctx);
+        /* Few query rows against many keys: split the keys (decode) so the
+         * device fills up, whatever the device's order says. */
+        if (plan->prob.Nq <= 16 && plan->prob.Nk >= 1024 && !clattn__variant_decode.supports(ctx, &plan->prob))
+            plan->variant = &clattn__variant_decode;
         for (int i = 0; order[i] != CLATTN_VARIANT_AUTO && !plan->variant; i++) {
             const clattn__variant *v = find_variant(order[i]);
             const char *lack = v ? v->supports(ctx, &plan->prob) : "an implementation";

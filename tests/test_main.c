@@ -88,7 +88,7 @@ static const struct {
 } suites[] = {
     {"status", suite_status},       {"context", suite_context}, {"npy", suite_npy},
     {"reference", suite_reference}, {"validate", suite_validate}, {"naive", suite_naive},
-    {"plan", suite_plan},           {"tiled", suite_tiled},         {"flash", suite_flash},
+    {"plan", suite_plan}, {"decode", suite_decode},           {"tiled", suite_tiled},         {"flash", suite_flash},
     {"cache", suite_cache},
 };
 

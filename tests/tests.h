@@ -20,6 +20,7 @@ Suite *suite_naive(void);
 Suite *suite_tiled(void);
 Suite *suite_flash(void);
 Suite *suite_plan(void);
+Suite *suite_decode(void);
 Suite *suite_validate(void);
 Suite *suite_cache(void);
 

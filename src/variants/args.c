@@ -96,6 +96,8 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
     arg(&a, sizeof align_br, &align_br);
     CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err), "clSetKernelArg(%u) failed: %s", a.failed_at,
                  clattn_status_name(clattn_status_from_cl(a.err)));
+    CLATTN_CHECK(a.i == CLATTN__ATTN_KERNEL_NARGS, CLATTN_ERROR_INTERNAL,
+                 "set %u kernel arguments, ATTN_KERNEL_ARGS has %d", a.i, CLATTN__ATTN_KERNEL_NARGS);
 cleanup:
     return status;
 }
