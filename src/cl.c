@@ -31,6 +31,8 @@ static cl_int fault(void)
     return CL_SUCCESS;
 }
 
+cl_int clattn__fault_check(void) { return fault(); }
+
 void *clattn__malloc(size_t n)
 {
     if (fault() != CL_SUCCESS)

@@ -54,6 +54,9 @@ void clattn__fault_inject(long nth, cl_int code);
 long clattn__fault_calls(void);
 /* Device buffers created through the layer since process start. */
 long clattn__buffer_allocations(void);
+/* The layer's fault hook for calls made outside it (CLBlast): the injected
+ * code when this call is the nth, else CL_SUCCESS; counts as one call. */
+cl_int clattn__fault_check(void);
 
 void *clattn__malloc(size_t n);
 void *clattn__calloc(size_t n, size_t size);
@@ -190,6 +193,7 @@ extern const clattn__variant clattn__variant_decode;
 /* Number of arguments in ATTN_KERNEL_ARGS (kernels/common.cl); kernels with
  * extra arguments take them from this index on. */
 #define CLATTN__ATTN_KERNEL_NARGS 54
+extern const clattn__variant clattn__variant_gemm;
 
 /* Set the arguments every attention kernel takes (ATTN_KERNEL_ARGS in
  * kernels/common.cl) from the plan's problem and this call's buffers. */

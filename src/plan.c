@@ -20,6 +20,7 @@ static const clattn__variant *const registry[] = {
     &clattn__variant_naive,
     &clattn__variant_tiled,
     &clattn__variant_flash,
+    &clattn__variant_gemm,
     &clattn__variant_decode,
 };
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])

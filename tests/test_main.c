@@ -90,6 +90,7 @@ static const struct {
     {"reference", suite_reference}, {"validate", suite_validate}, {"naive", suite_naive},
     {"plan", suite_plan}, {"decode", suite_decode},           {"tiled", suite_tiled},         {"flash", suite_flash},
     {"cache", suite_cache},
+    {"gemm", suite_gemm},
 };
 
 int main(int argc, char **argv)

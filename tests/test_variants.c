@@ -1,5 +1,5 @@
 /*
- * test_variants.c - each fused variant (naive, tiled, flash) against the CPU
+ * test_variants.c - each variant (naive, tiled, flash, gemm) against the CPU
  * reference: the TESTING.md shape grid (every head dim with every (Nq, Nk)
  * pair, batch and head configurations rotated through them), every mask on
  * every shape, 16-bit storage, every feature, scaled and adversarial inputs,
@@ -21,7 +21,8 @@ static const int shapes[][2] = {{1, 1},   {1, 513}, {239, 1},  {113, 203}, {108,
                                 {17, 15}, {31, 33}, {32, 32}, {33, 31}};
 
 /* The variant under test: the loop index of the test (one suite per variant). */
-static const clattn_variant variants[] = {CLATTN_VARIANT_NAIVE, CLATTN_VARIANT_TILED, CLATTN_VARIANT_FLASH};
+static const clattn_variant variants[] = {CLATTN_VARIANT_NAIVE, CLATTN_VARIANT_TILED, CLATTN_VARIANT_FLASH,
+                                           CLATTN_VARIANT_GEMM};
 #define VARIANT variants[_i]
 static const int heads[][2] = {{1, 1}, {4, 4}, {8, 2}, {6, 1}};
 #define N_D (int)(sizeof head_dims / sizeof head_dims[0])
@@ -266,7 +267,7 @@ START_TEST(params)
 {
     static const char *const sets[] = {"64,32,2,4,4", "32,32,1,4,4", "16,16,1,8,4", "32,64,1,1,1",
                                        "8,8,2,2,1",   "4,128,4,16,4", "1,4,1,1,1",   "128,16,4,2,4"};
-    if (VARIANT == CLATTN_VARIANT_NAIVE)
+    if (VARIANT == CLATTN_VARIANT_NAIVE || VARIANT == CLATTN_VARIANT_GEMM)
         return; /* no launch parameters */
     RUN_CASES("params", {
         for (size_t ps = 0; ps < sizeof sets / sizeof sets[0]; ps++) {
@@ -314,3 +315,5 @@ static Suite *variant_suite(const char *name, int index)
 Suite *suite_naive(void) { return variant_suite("naive", 0); }
 Suite *suite_tiled(void) { return variant_suite("tiled", 1); }
 Suite *suite_flash(void) { return variant_suite("flash", 2); }
+/* tests/test_gemm.c adds the gemm variant's own tests to this suite */
+Suite *suite_gemm_matrix(void) { return variant_suite("gemm", 3); }

@@ -23,6 +23,8 @@ Suite *suite_plan(void);
 Suite *suite_decode(void);
 Suite *suite_validate(void);
 Suite *suite_cache(void);
+Suite *suite_gemm(void);
+Suite *suite_gemm_matrix(void); /* the variant matrix of test_variants.c for gemm */
 
 /* Deterministic random numbers (splitmix64); the runner seeds from
  * CLATTN_TEST_SEED or the clock and prints the seed. */

@@ -4,6 +4,8 @@
  *   clattn devices [--json]        list OpenCL platforms and devices
  *   clattn run --q --k --v ...     run one attention problem stored in .npy files on a
  *                                  device, optionally verified against the CPU reference
+ *   clattn prof ...                time variants over a sweep of sizes (tools/prof.c)
+ *   clattn check ...               random cases against the CPU reference (tools/check.c)
  *   clattn random --shape ...      write a .npy of deterministic random numbers (a fresh
  *                                  machine has no numpy to make inputs with)
  *
@@ -13,6 +15,7 @@
  * error. Errors go to stderr as "clattn: error: <argument>: <message>".
  */
 #include "clattn.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <float.h>
@@ -26,18 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { RC_OK = 0, RC_VERIFY = 1, RC_USAGE = 2, RC_DEVICE = 3 };
-
-/* parse_opts() results besides the exit codes: carry on, or help was printed (exit 0). */
-#define RC_CONTINUE (-1)
-#define RC_HELP (-2)
-
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
 /* ------------------------------------------------------------------------ */
 /* Usage                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -50,6 +41,8 @@ static const char usage_main[] =
     "commands:\n"
     "  devices   list OpenCL platforms and devices (* marks the default)\n"
     "  run       run attention on .npy inputs, optionally verify, write O and LSE\n"
+    "  prof      time variants over a sweep of sizes against the device's measured ceilings\n"
+    "  check     run random attention cases against the CPU reference (seeded, reproducible)\n"
     "  random    write a .npy of deterministic uniform random numbers\n"
     "  help      show this text, or 'clattn help <command>'\n"
     "\n"
@@ -125,9 +118,7 @@ static const char usage_random[] =
 /* Errors                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int fail(int rc, const char *arg, const char *fmt, ...) PRINTF_LIKE(3, 4);
-
-static int fail(int rc, const char *arg, const char *fmt, ...)
+int fail(int rc, const char *arg, const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "clattn: error: %s: ", arg);
@@ -144,7 +135,7 @@ static int fail(int rc, const char *arg, const char *fmt, ...)
  * NULL_ARGUMENT, PLAN_MISMATCH and INTERNAL cannot come from the user's input, so
  * they count with the device errors.
  */
-static int status_rc(clattn_status st, int user_spec)
+int status_rc(clattn_status st, int user_spec)
 {
     switch (st) {
     case CLATTN_SUCCESS:
@@ -166,7 +157,7 @@ static int status_rc(clattn_status st, int user_spec)
 }
 
 /* Report a library status: message, symbolic name and the detail text if any. */
-static int lib_fail(clattn_status st, int user_spec, const char *arg, const char *detail)
+int lib_fail(clattn_status st, int user_spec, const char *arg, const char *detail)
 {
     if (detail && *detail)
         fprintf(stderr, "clattn: error: %s: %s (%s): %s\n", arg, clattn_status_message(st),
@@ -177,7 +168,7 @@ static int lib_fail(clattn_status st, int user_spec, const char *arg, const char
     return status_rc(st, user_spec);
 }
 
-static int cl_fail(cl_int err, const char *arg, const char *call)
+int cl_fail(cl_int err, const char *arg, const char *call)
 {
     return lib_fail(clattn_status_from_cl(err), 0, arg, call);
 }
@@ -186,19 +177,12 @@ static int cl_fail(cl_int err, const char *arg, const char *call)
 /* Option parsing                                                           */
 /* ------------------------------------------------------------------------ */
 
-typedef struct opt {
-    const char *name;    /* "--q" */
-    const char **value;  /* an option with a value ... */
-    int *flag;           /* ... or a switch */
-} opt;
-
 /*
  * Parse "--name value", "--name=value" and "--switch". Every option may appear
  * once; anything else is a usage error. Returns RC_CONTINUE, RC_HELP after printing
  * help, or RC_USAGE.
  */
-static int parse_opts(const char *cmd, int argc, char **argv, const opt *opts, size_t nopts,
-                      const char *usage)
+int parse_opts(const char *cmd, int argc, char **argv, const opt *opts, size_t nopts, const char *usage)
 {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -244,7 +228,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const opt *opts, s
     return RC_CONTINUE;
 }
 
-static int parse_double(const char *arg, const char *s, double *out)
+int parse_double(const char *arg, const char *s, double *out)
 {
     char *end;
     errno = 0;
@@ -257,7 +241,7 @@ static int parse_double(const char *arg, const char *s, double *out)
     return RC_OK;
 }
 
-static int parse_i64(const char *arg, const char *s, int64_t *out)
+int parse_i64(const char *arg, const char *s, int64_t *out)
 {
     char *end;
     errno = 0;
@@ -271,7 +255,7 @@ static int parse_i64(const char *arg, const char *s, int64_t *out)
 }
 
 /* A comma-separated list of 1..max integers. */
-static int parse_int_list(const char *arg, const char *s, int64_t *out, int max, int *n)
+int parse_int_list(const char *arg, const char *s, int64_t *out, int max, int *n)
 {
     char buf[512];
     if (strlen(s) >= sizeof buf)
@@ -301,7 +285,7 @@ static int parse_int_list(const char *arg, const char *s, int64_t *out, int max,
  * An output path must name a file in an existing, writable directory, so that a
  * bad path fails before the (possibly long) run rather than after it.
  */
-static int check_out_path(const char *arg, const char *path)
+int check_out_path(const char *arg, const char *path)
 {
     char dir[4096];
     struct stat sb;
@@ -354,7 +338,7 @@ static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t s
     return buf;
 }
 
-static void json_str(FILE *f, const char *s)
+void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
@@ -372,7 +356,7 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void json_num(FILE *f, double v)
+void json_num(FILE *f, double v)
 {
     if (isfinite(v))
         fprintf(f, "%.9g", v);
@@ -380,7 +364,7 @@ static void json_num(FILE *f, double v)
         fputs("null", f);
 }
 
-static char *dup_str(const char *s)
+char *dup_str(const char *s)
 {
     size_t n = strlen(s ? s : "") + 1;
     char *d = malloc(n);
@@ -389,11 +373,81 @@ static char *dup_str(const char *s)
     return d;
 }
 
-static double now_ms(void)
+double now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/*
+ * Output files are written to a temporary file in the same directory and
+ * renamed over the path only when complete, so a failed or interrupted
+ * command never leaves a half-written file. "-" is stdout.
+ */
+int out_open(const char *arg, const char *path, out_file *o)
+{
+    memset(o, 0, sizeof *o);
+    if (!strcmp(path, "-")) {
+        o->f = stdout;
+        return RC_OK;
+    }
+    size_t n = strlen(path) + 16;
+    o->path = dup_str(path);
+    o->tmp = malloc(n);
+    if (!o->path || !o->tmp) {
+        free(o->path);
+        free(o->tmp);
+        return fail(RC_DEVICE, arg, "out of host memory");
+    }
+    snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(o->tmp);
+    if (fd >= 0) { /* mkstemp makes it 0600; give it the mode a plain fopen would */
+        mode_t mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, 0666 & ~mask) != 0) {
+            /* not fatal: the file is still the user's own */
+        }
+    }
+    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            remove(o->tmp);
+        }
+        free(o->path);
+        free(o->tmp);
+        memset(o, 0, sizeof *o);
+        return fail(RC_USAGE, arg, "cannot create a file next to '%s': %s", path, strerror(e));
+    }
+    return RC_OK;
+}
+
+int out_close(const char *arg, out_file *o, int ok)
+{
+    int rc = RC_OK;
+    if (!o->f)
+        return RC_OK;
+    if (o->f == stdout) {
+        if (fflush(stdout) != 0)
+            rc = fail(RC_DEVICE, arg, "writing to stdout failed: %s", strerror(errno));
+        o->f = NULL;
+        return rc;
+    }
+    int bad = ferror(o->f);
+    if (fclose(o->f) != 0)
+        bad = 1;
+    o->f = NULL;
+    if (ok && bad)
+        rc = fail(RC_DEVICE, arg, "writing '%s' failed: %s", o->tmp, strerror(errno));
+    else if (ok && rename(o->tmp, o->path) != 0)
+        rc = fail(RC_DEVICE, arg, "renaming '%s' to '%s' failed: %s", o->tmp, o->path, strerror(errno));
+    if (!ok || rc != RC_OK)
+        remove(o->tmp);
+    free(o->path);
+    free(o->tmp);
+    o->path = o->tmp = NULL;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -968,17 +1022,27 @@ static cl_int upload(cl_context c, cl_command_queue q, const void *data, size_t 
     return clEnqueueWriteBuffer(q, *out, CL_TRUE, 0, bytes, data, 0, NULL, NULL);
 }
 
-/* An output buffer poisoned with NaN, so that an element the kernel skips fails --verify. */
+/* An output buffer poisoned with NaN, so that an element the kernel skips
+ * fails --verify. Written from the host: clEnqueueFillBuffer is itself a
+ * kernel that some implementations (PoCL) compile at first use, which would
+ * dominate a short run. */
 static cl_int make_output(cl_context c, cl_command_queue q, size_t elem, size_t bytes, cl_mem *out)
 {
     cl_int err;
-    const uint32_t nan_bits = 0xffffffffu; /* NaN in f32, and twice NaN in f16 */
+    unsigned char *poison;
+    (void)elem; /* all-ones bytes are NaN in f32, f16 and bf16 alike */
     *out = clCreateBuffer(c, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (err != CL_SUCCESS) {
         *out = NULL;
         return err;
     }
-    return clEnqueueFillBuffer(q, *out, &nan_bits, elem, 0, bytes, 0, NULL, NULL);
+    poison = malloc(bytes ? bytes : 1);
+    if (!poison)
+        return CL_OUT_OF_HOST_MEMORY;
+    memset(poison, 0xFF, bytes);
+    err = clEnqueueWriteBuffer(q, *out, CL_TRUE, 0, bytes, poison, 0, NULL, NULL);
+    free(poison);
+    return err;
 }
 
 /* The argument a plan_create failure is about, from its status. */
@@ -1015,6 +1079,28 @@ static int no_platform(void)
     return err != CL_SUCCESS || n == 0;
 }
 
+int open_context(const char *device, clattn_context **out)
+{
+    /* --device, else CLATTN_DEVICE or the default (the library reads the environment). */
+    const char *env = getenv("CLATTN_DEVICE");
+    const int user_spec = device != NULL || (env && *env);
+    const char *spec_arg = device ? "--device" : (env && *env) ? "CLATTN_DEVICE" : "device";
+    clattn_status st = clattn_context_create(device, out);
+    if (st != CLATTN_SUCCESS) {
+        char detail[512];
+        const char *spec = device ? device : (env && *env) ? env : NULL;
+        *out = NULL;
+        if (st == CLATTN_ERROR_NO_DEVICE && no_platform())
+            return fail(RC_DEVICE, spec_arg, "no OpenCL platform found (is an ICD installed?)");
+        if (spec)
+            snprintf(detail, sizeof detail, "'%s' (see 'clattn devices')", spec);
+        else
+            detail[0] = '\0';
+        return lib_fail(st, user_spec, spec_arg, detail);
+    }
+    return RC_OK;
+}
+
 static int run_device(const run_opts *ro, const inputs *in, result *res)
 {
     int rc = RC_OK;
@@ -1028,23 +1114,9 @@ static int run_device(const run_opts *ro, const inputs *in, result *res)
     const size_t o_count = (size_t)(in->B * in->Hq * in->Nq * in->Dv);
     const size_t lse_count = (size_t)(in->B * in->Hq * in->Nq);
 
-    /* --device, else CLATTN_DEVICE or the default (the library reads the environment). */
-    const char *env = getenv("CLATTN_DEVICE");
-    const int user_spec = ro->device != NULL || (env && *env);
-    const char *spec_arg = ro->device ? "--device" : (env && *env) ? "CLATTN_DEVICE" : "device";
-    st = clattn_context_create(ro->device, &ctx);
-    if (st != CLATTN_SUCCESS) {
-        char detail[512];
-        const char *spec = ro->device ? ro->device : (env && *env) ? env : NULL;
-        if (st == CLATTN_ERROR_NO_DEVICE && no_platform())
-            return fail(RC_DEVICE, spec_arg, "no OpenCL platform found (is an ICD installed?)");
-        if (spec)
-            snprintf(detail, sizeof detail, "'%s' (see 'clattn devices')", spec);
-        else
-            detail[0] = '\0';
-        ctx = NULL;
-        return lib_fail(st, user_spec, spec_arg, detail);
-    }
+    rc = open_context(ro->device, &ctx);
+    if (rc != RC_OK)
+        return rc;
     cl_context clctx = NULL;
     cl_command_queue queue = NULL;
     st = clattn_context_cl(ctx, &clctx, NULL, &queue);
@@ -1454,7 +1526,7 @@ static int cmd_run(int argc, char **argv)
 /* clattn random                                                            */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *state)
+uint64_t splitmix64(uint64_t *state)
 {
     uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -1604,10 +1676,14 @@ int main(int argc, char **argv)
             fputs(usage_run, stdout);
         else if (!strcmp(argv[2], "random"))
             fputs(usage_random, stdout);
+        else if (!strcmp(argv[2], "prof"))
+            fputs(usage_prof, stdout);
+        else if (!strcmp(argv[2], "check"))
+            fputs(usage_check, stdout);
         else if (!strcmp(argv[2], "help"))
             fputs(usage_main, stdout);
         else
-            return fail(RC_USAGE, argv[2], "unknown command (commands: devices, run, random)");
+            return fail(RC_USAGE, argv[2], "unknown command (commands: devices, run, prof, check, random)");
         return RC_OK;
     }
     if (!strcmp(cmd, "devices"))
@@ -1616,5 +1692,9 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "random"))
         return cmd_random(argc - 2, argv + 2);
+    if (!strcmp(cmd, "prof"))
+        return cmd_prof(argc - 2, argv + 2);
+    if (!strcmp(cmd, "check"))
+        return cmd_check(argc - 2, argv + 2);
     return fail(RC_USAGE, cmd, "unknown command (see 'clattn --help')");
 }
