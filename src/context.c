@@ -71,6 +71,15 @@ static int parse_indices(const char *spec, unsigned long *p, unsigned long *d)
     return *end == '\0';
 }
 
+/* A device query that fails is an error, not a device that does not match:
+ * skipping it would pick another device (or none) for a transient failure. */
+static clattn_status query_failed(cl_int err, const char *what, cl_uint p, cl_uint d, char *msg, size_t n)
+{
+    snprintf(msg, n, "clGetDeviceInfo(%s) of device %u:%u failed: %s", what, (unsigned)p, (unsigned)d,
+             clattn_status_name(clattn_status_from_cl(err)));
+    return clattn_status_from_cl(err);
+}
+
 /* Resolve spec to indices; msg (size n) says why when it fails. */
 static clattn_status select_device(const char *spec, const device_list *l, unsigned *pi, unsigned *di,
                                    char *msg, size_t n)
@@ -91,8 +100,9 @@ static clattn_status select_device(const char *spec, const device_list *l, unsig
             for (cl_uint i = 0; i < l->nplat; i++) {
                 for (cl_uint j = 0; j < l->ndev[i]; j++) {
                     cl_device_type t = 0;
-                    if (cla_GetDeviceInfo(l->dev[i][j], CL_DEVICE_TYPE, sizeof t, &t, NULL) != CL_SUCCESS)
-                        continue;
+                    cl_int err = cla_GetDeviceInfo(l->dev[i][j], CL_DEVICE_TYPE, sizeof t, &t, NULL);
+                    if (err != CL_SUCCESS)
+                        return query_failed(err, "CL_DEVICE_TYPE", i, j, msg, n);
                     if (pass == 1 || (t & CL_DEVICE_TYPE_GPU)) {
                         *pi = i;
                         *di = j;
@@ -130,15 +140,20 @@ static clattn_status select_device(const char *spec, const device_list *l, unsig
         for (cl_uint j = 0; j < l->ndev[i]; j++) {
             if (want) {
                 cl_device_type t = 0;
-                if (cla_GetDeviceInfo(l->dev[i][j], CL_DEVICE_TYPE, sizeof t, &t, NULL) == CL_SUCCESS && (t & want)) {
+                cl_int err = cla_GetDeviceInfo(l->dev[i][j], CL_DEVICE_TYPE, sizeof t, &t, NULL);
+                if (err != CL_SUCCESS)
+                    return query_failed(err, "CL_DEVICE_TYPE", i, j, msg, n);
+                if (t & want) {
                     *pi = i;
                     *di = j;
                     return CLATTN_SUCCESS;
                 }
             } else {
                 char name[256] = "";
-                if (cla_GetDeviceInfo(l->dev[i][j], CL_DEVICE_NAME, sizeof name - 1, name, NULL) == CL_SUCCESS &&
-                    ci_contains(name, spec)) {
+                cl_int err = cla_GetDeviceInfo(l->dev[i][j], CL_DEVICE_NAME, sizeof name - 1, name, NULL);
+                if (err != CL_SUCCESS)
+                    return query_failed(err, "CL_DEVICE_NAME", i, j, msg, n);
+                if (ci_contains(name, spec)) {
                     *pi = i;
                     *di = j;
                     return CLATTN_SUCCESS;
@@ -220,7 +235,8 @@ clattn_status clattn_context_create(const char *spec, clattn_context **out)
     CLATTN_CHECK(status == CLATTN_SUCCESS, status, "listing OpenCL platforms and devices: %s",
                  clattn_status_message(status));
     status = select_device(spec, l, &p, &d, msg, sizeof msg);
-    CLATTN_CHECK(status == CLATTN_SUCCESS, status, "spec: %s", msg);
+    CLATTN_CHECK(status == CLATTN_SUCCESS, status, "%s%s",
+                 status == CLATTN_ERROR_NO_DEVICE || status == CLATTN_ERROR_INVALID_DEVICE_SPEC ? "spec: " : "", msg);
     ctx->platform = l->plat[p];
     ctx->device = l->dev[p][d];
     ctx->cl_ctx = cla_CreateContext(ctx->device, &err);

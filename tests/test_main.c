@@ -89,7 +89,7 @@ static const struct {
     {"status", suite_status},       {"context", suite_context}, {"npy", suite_npy},
     {"reference", suite_reference}, {"validate", suite_validate}, {"naive", suite_naive},
     {"plan", suite_plan}, {"decode", suite_decode},           {"tiled", suite_tiled},         {"flash", suite_flash},
-    {"cache", suite_cache},
+    {"cache", suite_cache},         {"faults", suite_faults},
     {"gemm", suite_gemm},
 };
 

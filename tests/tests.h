@@ -23,6 +23,7 @@ Suite *suite_plan(void);
 Suite *suite_decode(void);
 Suite *suite_validate(void);
 Suite *suite_cache(void);
+Suite *suite_faults(void);
 Suite *suite_gemm(void);
 Suite *suite_gemm_matrix(void); /* the variant matrix of test_variants.c for gemm */
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh - everything a fresh Debian 12 machine needs, then one job:
 #   bash tools/setup.sh demo   build, list devices, run a verified attention demo
-#   bash tools/setup.sh test   build with -Werror, run every test suite, check the install
+#   bash tools/setup.sh test   build with -Werror, run every test suite, check the install,
+#                              run a subset under valgrind memcheck, then build again with
+#                              ASan + UBSan and run every suite there
 # Missing Debian packages are installed with apt (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,9 @@ pkgs=(gcc libc6-dev g++ python3 meson ninja-build pkg-config ocl-icd-opencl-dev 
 # PoCL is the default device where no OpenCL driver is installed (no GPU).
 if ! ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1; then
     pkgs+=(pocl-opencl-icd)
+fi
+if [ "$mode" = test ]; then
+    pkgs+=(valgrind)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -62,4 +67,34 @@ else
     find "$dest" -name 'libclattn.a' | grep -q . || { echo "install: libclattn.a missing" >&2; exit 1; }
     find "$dest" -name 'clattn.pc' | grep -q . || { echo "install: clattn.pc missing" >&2; exit 1; }
     echo "install: header, shared and static library, tool and clattn.pc present"
+
+    # Memcheck on the suites that cover the host code's paths without the long
+    # kernel grids (a few minutes); suppressions for code outside clattn are in
+    # tests/valgrind.supp, each with its reason.
+    meson test -C "$build" --setup valgrind --suite status --suite reference --suite validate \
+        --print-errorlogs --num-processes 2
+    echo "valgrind: status, reference and validate clean under memcheck"
+
+    # Every suite again under AddressSanitizer (with LeakSanitizer) and
+    # UndefinedBehaviorSanitizer; any report fails the run. UBSan is fatal
+    # twice over: -fno-sanitize-recover=all, and halt_on_error for anything
+    # built without it. The only suppressions are for the OpenCL
+    # implementation's own leaks, one per line with its reason, in
+    # tests/sanitizers.supp. Kernels run at full speed (the device compiler
+    # is not instrumented), so this costs about as much as the plain run.
+    asan=${CLATTN_ASAN_BUILD_DIR:-build-asan}
+    asan_opts=(-Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true -Dc_args=-fno-sanitize-recover=all)
+    if [ -f "$asan/build.ninja" ]; then
+        meson configure "$asan" "${asan_opts[@]}" >/dev/null
+    else
+        meson setup "$asan" "${asan_opts[@]}"
+    fi
+    ninja -C "$asan"
+    # CLATTN_TEST_SUBSET=4: the kernel grids run every 4th case here (the
+    # host code is the same for every case; the plain run above ran them all).
+    CLATTN_TEST_SUBSET=4 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 \
+    LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers.supp:print_suppressions=0" \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C "$asan" --print-errorlogs --num-processes 2
+    echo "sanitizers: every suite passed under ASan + LSan + UBSan ($asan)"
 fi
