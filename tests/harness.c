@@ -212,6 +212,14 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
         put(hk, c.dtype, i, amp * test_rand_uniform(&rng));
     for (size_t i = 0; i < nv; i++)
         put(hv, c.dtype, i, amp * test_rand_uniform(&rng));
+    if (c.constant != 0.0f) {
+        for (size_t i = 0; i < nq; i++)
+            put(hq, c.dtype, i, c.constant);
+        for (size_t i = 0; i < nk; i++)
+            put(hk, c.dtype, i, c.constant);
+        for (size_t i = 0; i < nv; i++)
+            put(hv, c.dtype, i, c.constant);
+    }
     if (c.dominant) {
         /* Every query gets a large component 0; one key per (b, kv head) too:
          * that key's logit dominates every row. */
@@ -229,7 +237,7 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
             FAIL("host allocation failed");
         for (int b = 0; b < c.B; b++) {
             const int pick[4] = {0, 1, c.Nk, (int)(test_rand_u64(&rng) % (uint64_t)(c.Nk + 1))};
-            hkl[b] = c.B == 1 ? 1 + (int)(test_rand_u64(&rng) % (uint64_t)c.Nk) : pick[b % 4];
+            hkl[b] = c.key_lengths == 2 ? 0 : c.B == 1 ? 1 + (int)(test_rand_u64(&rng) % (uint64_t)c.Nk) : pick[b % 4];
         }
     }
     if (c.alibi) {

@@ -237,8 +237,10 @@ END_TEST
 START_TEST(robust)
 {
     RUN_CASES("robustness", {
-        const float amps[4] = {5.0f, 100.0f, 1.0f, 1.0f};
-        for (int a = 0; a < 4; a++)
+        /* x5, x100, x1e4 inputs; a dominant logit; causal; q = k = v = 1.3e5
+         * (every score equal and ~1e11); every row masked (key lengths 0) */
+        const float amps[7] = {5.0f, 100.0f, 1.0f, 1.0f, 1e4f, 1.0f, 1.0f};
+        for (int a = 0; a < 7; a++)
             for (int s = 3; s < 5; s++) {
                 attn_case c;
                 memset(&c, 0, sizeof c);
@@ -253,6 +255,9 @@ START_TEST(robust)
                 c.in_scale = amps[a];
                 c.dominant = a == 2;
                 c.causal = a == 3, c.align = CLATTN_ALIGN_BOTTOM_RIGHT;
+                c.constant = a == 5 ? 1.3e5f : 0.0f;
+                c.key_lengths = a == 6 ? 2 : 0;
+                c.B = a == 6 ? 3 : 1;
                 ONE(c);
             }
     });

@@ -55,13 +55,14 @@ typedef struct attn_case {
     float softcap, scale;
     int alibi;
     int bias;        /* 0 none; 1 full [B,Hq,Nq,Nk]; 2 broadcast [1,Hq,1,Nk]; 3 [B,1,Nq,Nk] with -inf entries */
-    int key_lengths; /* 0 none; 1 per-batch lengths: 0, 1, Nk, random (by batch index) */
+    int key_lengths; /* 0 none; 1 per-batch lengths: 0, 1, Nk, random (by batch index); 2 all 0 */
     int lse;
     int bshd;       /* q/k/v/o in [B, N, H, D] memory order, addressed through strides */
     int offset;     /* elements before each view in its buffer */
     float in_scale; /* magnitude of the random inputs (0 = 1) */
     int nan_masked; /* plant NaN in K/V rows no query may read */
     int dominant;   /* one key dominates every row's scores */
+    float constant; /* nonzero: every q, k and v element equals this value (huge equal values) */
     int repeat;     /* > 1: run that many times and require bitwise-identical output */
     int varlen;     /* packed variable-length batch: per-sequence lengths up to Nq / Nk */
 } attn_case;
