@@ -93,6 +93,10 @@ static double plain_f32_error(const attn_case *c, const void *hq, const void *hk
     double worst = 0.0;
     if (!s)
         return INFINITY;
+    /* Two plain implementations, summing D forwards and backwards: one
+     * ordering alone is a single sample of f32 rounding noise, and a device
+     * with its own order could exceed 3x it by chance. */
+    for (int order = 0; order < 2; order++)
     for (int64_t b = 0; b < c->B; b++)
         for (int64_t h = 0; h < c->Hq; h++)
             for (int64_t i = 0; i < c->Nq; i++) {
@@ -101,9 +105,11 @@ static double plain_f32_error(const attn_case *c, const void *hq, const void *hk
                 float m = -INFINITY, l = 0.0f;
                 for (int64_t j = 0; j < hi; j++) {
                     float dot = 0.0f;
-                    for (int64_t d = 0; d < c->D; d++)
+                    for (int64_t dd = 0; dd < c->D; dd++) {
+                        const int64_t d = order ? c->D - 1 - dd : dd;
                         dot += get(hq, c->dtype, (size_t)(((b * c->Hq + h) * c->Nq + i) * c->D + d)) *
                                get(hk, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->D + d));
+                    }
                     s[j] = dot * scale;
                     m = s[j] > m ? s[j] : m;
                 }
