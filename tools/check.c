@@ -237,25 +237,6 @@ static const char *case_str(const check_case *c, char *buf, size_t n)
 /* running one case                                                         */
 /* ------------------------------------------------------------------------ */
 
-static void put(void *p, clattn_dtype dt, size_t i, float x)
-{
-    if (dt == CLATTN_F16)
-        ((uint16_t *)p)[i] = clattn_float_to_half(x);
-    else if (dt == CLATTN_BF16)
-        ((uint16_t *)p)[i] = clattn_float_to_bf16(x);
-    else
-        ((float *)p)[i] = x;
-}
-
-static float get(const void *p, clattn_dtype dt, size_t i)
-{
-    if (dt == CLATTN_F16)
-        return clattn_half_to_float(((const uint16_t *)p)[i]);
-    if (dt == CLATTN_BF16)
-        return clattn_bf16_to_float(((const uint16_t *)p)[i]);
-    return ((const float *)p)[i];
-}
-
 /* Strides (elements) of a [B, H, N, D] tensor in BHND or BSHD memory order. */
 static void layout(int bshd, int64_t H, int64_t N, int64_t D, int64_t s[4])
 {
@@ -317,8 +298,8 @@ static void plain_f32_error(const check_case *c, const host_case *h, double *o_e
                         continue;
                     float dot = 0.0f;
                     for (int64_t d = 0; d < D; d++)
-                        dot += get(h->q, c->s.dtype, (size_t)(((b * c->Hq + hh) * Nq + i) * D + d)) *
-                               get(h->k, c->s.dtype, (size_t)(((b * c->Hkv + kvh) * Nk + j) * D + d));
+                        dot += dtype_get(h->q, c->s.dtype, (size_t)(((b * c->Hq + hh) * Nq + i) * D + d)) *
+                               dtype_get(h->k, c->s.dtype, (size_t)(((b * c->Hkv + kvh) * Nk + j) * D + d));
                     float x = dot * scale;
                     if (c->softcap > 0)
                         x = c->softcap * tanhf(x / c->softcap);
@@ -344,7 +325,7 @@ static void plain_f32_error(const check_case *c, const host_case *h, double *o_e
                     float acc = 0.0f;
                     for (int64_t j = 0; j < Nk; j++)
                         if (s[j] != 0.0f)
-                            acc += s[j] * get(h->v, c->s.dtype, (size_t)(((b * c->Hkv + kvh) * Nk + j) * Dv + d));
+                            acc += s[j] * dtype_get(h->v, c->s.dtype, (size_t)(((b * c->Hkv + kvh) * Nk + j) * Dv + d));
                     const float o = l > 0.0f ? acc / l : 0.0f;
                     const double ref = h->ref_o[((b * c->Hq + hh) * Nq + i) * Dv + d];
                     const double e = fabs((double)o - ref);
@@ -409,18 +390,18 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
 
     /* ---- inputs, rounded to the storage dtype */
     for (size_t i = 0; i < nq; i++)
-        put(h.q, dt, i, amp * runiform(&rng));
+        dtype_put(h.q, dt, i, amp * runiform(&rng));
     for (size_t i = 0; i < nk; i++)
-        put(h.k, dt, i, amp * runiform(&rng));
+        dtype_put(h.k, dt, i, amp * runiform(&rng));
     for (size_t i = 0; i < nv; i++)
-        put(h.v, dt, i, amp * runiform(&rng));
+        dtype_put(h.v, dt, i, amp * runiform(&rng));
     if (c->dominant) { /* a large component 0 in every query and in one key per (b, kv head) */
         for (int b = 0; b < c->B; b++)
             for (int hh = 0; hh < c->Hkv; hh++)
-                put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + (size_t)rint_below(&rng, c->Nk)) * s->D,
+                dtype_put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + (size_t)rint_below(&rng, c->Nk)) * s->D,
                     12.0f * amp);
         for (size_t i = 0; i < (size_t)c->B * c->Hq * c->Nq; i++)
-            put(h.q, dt, i * s->D, 12.0f * amp);
+            dtype_put(h.q, dt, i * s->D, 12.0f * amp);
     }
     if (s->key_lengths) {
         h.kl = malloc((size_t)c->B * sizeof *h.kl);
@@ -467,9 +448,9 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
                     continue;
                 for (int hh = 0; hh < c->Hkv; hh++) {
                     for (int d = 0; d < s->D; d++)
-                        put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->D + d, NAN);
+                        dtype_put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->D + d, NAN);
                     for (int d = 0; d < s->Dv; d++)
-                        put(h.v, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->Dv + d, NAN);
+                        dtype_put(h.v, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->Dv + d, NAN);
                 }
             }
     }
@@ -610,7 +591,7 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
             for (int64_t n = 0; n < c->Nq; n++)
                 for (int64_t d = 0; d < s->Dv; d++)
                     h.dev_o[(size_t)(((b * c->Hq + hh) * c->Nq + n) * s->Dv + d)] =
-                        get(o.host + off * e, dt, at(so, b, hh, n, d));
+                        dtype_get(o.host + off * e, dt, at(so, b, hh, n, d));
     if (force_fail && no > 0) /* the test hook: a NaN fails every case, whatever its tolerance */
         h.dev_o[0] = NAN;
     /* Scaled f32 inputs: the f32 scores themselves are inexact beyond the fixed

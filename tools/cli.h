@@ -80,4 +80,9 @@ int cmd_check(int argc, char **argv);
 extern const char usage_prof[];
 extern const char usage_check[];
 
+/* Element i of a host array stored as dt, written from / read as float
+ * (f16 and bf16 round to nearest even). */
+void dtype_put(void *p, clattn_dtype dt, size_t i, float x);
+float dtype_get(const void *p, clattn_dtype dt, size_t i);
+
 #endif
