@@ -141,6 +141,11 @@ extern "C" {
     X(ERROR_NOT_FOUND, -3033, "no such kernel or resource")                                     \
     X(ERROR_INVALID_SEQLENS, -3034, "cu_seqlens are missing, not monotonic or out of range")       \
     X(ERROR_TUNING_FILE, -3035, "the tuning file is malformed (see the last-error text)")          \
+    X(ERROR_EMBED_DIM, -3036, "embedding dimension is not a positive multiple of the number of heads") \
+    X(ERROR_INVALID_ROPE, -3037, "RoPE base is NaN, infinite or negative, or the head dimension is odd") \
+    X(ERROR_INVALID_BLOCK_TABLE, -3040, "the block table is malformed or holds a page index out of range") \
+    X(ERROR_KVCACHE_RANGE, -3041, "a KV cache sequence index, length or token count is out of range") \
+    X(ERROR_INVALID_PARAMS, -3045, "launch parameters are invalid for this variant, problem or device") \
     X(ERROR_INTERNAL, -3999, "internal error (please report)")
 
 /** Status of every fallible call. Negative values are errors. */
@@ -269,6 +274,10 @@ CLATTN_API clattn_status clattn_variant_parse(const char *name, clattn_variant *
 typedef enum clattn_align {
     CLATTN_ALIGN_TOP_LEFT = 0,  /**< off = 0 (PyTorch is_causal) */
     CLATTN_ALIGN_BOTTOM_RIGHT,  /**< off = Nk - Nq (FlashAttention >= 2.1) */
+    /** off_b = key_len[b] - Nq: bottom-right against each sequence's own key
+     *  length (KV caches, FlashAttention's cache_seqlens); the same as
+     *  BOTTOM_RIGHT without key lengths. Not supported by the gemm variant. */
+    CLATTN_ALIGN_KEY_LENGTHS,
     CLATTN_ALIGN_COUNT_
 } clattn_align;
 
@@ -333,6 +342,28 @@ typedef struct clattn_args {
     size_t cu_seqlens_q_offset, cu_seqlens_k_offset;
     int64_t total_q, total_k; /**< packed rows of q/o and of k/v (varlen only) */
     int has_lse, has_bias, has_alibi, has_key_lengths, has_varlen; /**< presence flags (plan_create with NULL buffers) */
+    /**
+     * Paged K/V (has_block_table or block_table != NULL; all zero = contiguous
+     * k and v). k and v are then page pools [num_pages, Hkv, page_size, D]
+     * and [num_pages, Hkv, page_size, Dv] (any strides), and block_table is
+     * int32 [B, max_pages] (row-major, at block_table_offset bytes): key n of
+     * sequence b lives in page block_table[b * max_pages + n / page_size], slot
+     * n % page_size. The logical key count is Nk = max_pages * page_size; with
+     * key_lengths, sequence b has key_len[b] keys (use CLATTN_ALIGN_KEY_LENGTHS
+     * for bottom-right alignment against them). Every entry a sequence reaches
+     * (pages 0 .. ceil(len_b / page_size) - 1, len_b = key_len[b] clamped to
+     * 0..Nk, or all max_pages without key lengths) must be in 0 .. num_pages - 1;
+     * entries past a sequence's length are never read (-1 padding is fine).
+     * clattn_plan_run() checks this on the host before any kernel runs, with
+     * a blocking read of the table (and of key_lengths) on the run's queue
+     * after its wait list, and returns CLATTN_ERROR_INVALID_BLOCK_TABLE
+     * otherwise. Read by the flash and decode variants; not with varlen.
+     */
+    int has_block_table;
+    cl_mem block_table;
+    size_t block_table_offset; /**< bytes, a multiple of 4 */
+    int64_t page_size;         /**< keys per page: k.shape[2] = v.shape[2] = page_size */
+    int64_t max_pages;         /**< entries per row of the block table */
 } clattn_args;
 
 typedef struct clattn_plan clattn_plan;
@@ -376,6 +407,168 @@ CLATTN_API clattn_variant clattn_plan_variant(const clattn_plan *plan);
  */
 CLATTN_API const char *clattn_plan_params_json(const clattn_plan *plan);
 
+/**
+ * Launch parameters of a plan, for tuners and experiments. A zeroed struct
+ * means "the scheduler's choice" for every field; a nonzero field replaces
+ * the scheduler's value (tuning file, else built-in table) for that field.
+ *
+ * tiled, flash and decode take block_m, block_n, rows, tpr and vec (their
+ * work-group size is block_m / rows * tpr); decode also takes splits; naive
+ * takes wg; gemm takes none (CLBlast tunes its own GEMMs).
+ */
+typedef struct clattn_launch_params {
+    int block_m; /**< query rows per work-group, a multiple of rows */
+    int block_n; /**< keys per K/V tile in local memory */
+    int rows;    /**< query rows per work-item */
+    int tpr;     /**< work-items per row group (split the keys for scores, Dv for the output) */
+    int vec;     /**< 1 or 4: width of global loads (4 needs contiguous rows and D, Dv multiples of 4) */
+    int wg;      /**< naive: work-items per work-group */
+    int splits;  /**< decode: key splits (1..64) */
+} clattn_launch_params;
+
+/**
+ * clattn_plan_create() with explicit launch parameters (params NULL or all
+ * zero: exactly clattn_plan_create()). The parameters apply to the variant
+ * the plan runs (desc->variant, CLATTN_VARIANT or the scheduler's choice) and
+ * take precedence over CLATTN_PARAMS, the tuning file and the built-in
+ * table. They are checked, never adjusted: a field the variant does not
+ * take, a value out of range, rows not dividing block_m, vec 4 on a problem
+ * that cannot load vectors, or a work-group size or local-memory footprint
+ * beyond the device's (or the built kernel's) limit gives
+ * CLATTN_ERROR_INVALID_PARAMS, and the last-error text names the field.
+ */
+CLATTN_API clattn_status clattn_plan_create_with_params(clattn_context *ctx, const clattn_attention_desc *desc,
+                                                        const clattn_args *args,
+                                                        const clattn_launch_params *params, clattn_plan **out);
+
+/**
+ * The launch parameters the plan runs with (every field the plan's variant
+ * takes is filled in, the others are 0), e.g. the scheduler's defaults for a
+ * tuner to start from.
+ */
+CLATTN_API clattn_status clattn_plan_launch_params(const clattn_plan *plan, clattn_launch_params *out);
+
+/* ------------------------------------------------------------------------ */
+/* Merging partial results                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Merge partial attention results computed over disjoint key sets of the
+ * same queries (split-KV, several devices, ring attention) into the exact
+ * result, on the device. Per row, with M = max_i lse_i and w_i =
+ * exp(lse_i - M): O = sum_i w_i O_i / sum_i w_i and LSE = M + log(sum_i w_i).
+ * A part with lse_i = -inf is empty: it weighs 0 and its O_i is never read
+ * (it may hold anything, NaN included); a row whose parts are all empty gets
+ * O = 0 and LSE = -inf. Parts' LSE values must be finite or -inf.
+ *
+ * o_parts[n_parts]: [B, H, N, Dv] views, one dtype (f32, f16 or bf16) for
+ * all; lse_parts[n_parts]: f32 [B, H, N] views (shape[3] = 1); o: [B, H, N,
+ * Dv] of any dtype; lse: optional (NULL) f32 [B, H, N]. Any strides and
+ * buffers; the outputs must not overlap any part or each other. Parts are
+ * merged in index order, four per kernel (more parts go through device
+ * scratch allocated for the call), so results are deterministic. Enqueued on
+ * queue (NULL = the context's) after the wait list; *event (if not NULL)
+ * receives the last command's event. Nothing is written unless every command
+ * was enqueued. The arrays are read during the call only.
+ */
+CLATTN_API clattn_status clattn_merge(clattn_context *ctx, int n_parts, const clattn_tensor *o_parts,
+                                      const clattn_tensor *lse_parts, const clattn_tensor *o,
+                                      const clattn_tensor *lse, cl_command_queue queue, cl_uint num_wait,
+                                      const cl_event *wait, cl_event *event);
+
+/* ------------------------------------------------------------------------ */
+/* KV cache                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct clattn_kvcache clattn_kvcache;
+
+/** What a KV cache holds. Zero fields take the defaults noted. */
+typedef struct clattn_kvcache_desc {
+    int64_t batch;      /**< sequences B (>= 1) */
+    int64_t kv_heads;   /**< key/value heads Hkv (>= 1) */
+    int64_t head_dim;   /**< D of keys, 1..CLATTN_MAX_HEAD_DIM */
+    int64_t head_dim_v; /**< Dv of values; 0 = head_dim */
+    clattn_dtype dtype; /**< storage of K and V (queries attending must have it too) */
+    int64_t capacity;   /**< initial keys per sequence; 0 = 256. Grows on demand. */
+    int64_t page_size;  /**< 0: contiguous [B, Hkv, capacity, D] storage; > 0: a pool of pages of this many keys and a block table */
+} clattn_kvcache_desc;
+
+/**
+ * Create an empty cache (every length 0) on ctx's device; the cache keeps a
+ * reference to ctx, which must outlive it. Storage grows as appends need it:
+ * contiguous caches double their capacity (contents copied on the device),
+ * paged caches take pages from a pool that doubles when exhausted (pages
+ * never move between a sequence's appends). Operations on one cache must be
+ * ordered: use one in-order queue or chain them with events. *out is freed
+ * with clattn_kvcache_free().
+ */
+CLATTN_API clattn_status clattn_kvcache_create(clattn_context *ctx, const clattn_kvcache_desc *desc,
+                                               clattn_kvcache **out);
+
+/** Free a cache and its device storage (after the commands using it finished). NULL is a no-op. */
+CLATTN_API void clattn_kvcache_free(clattn_kvcache *kv);
+
+/**
+ * Append new keys and values in place. seq < 0: every sequence, k [B, Hkv,
+ * n_new, D] and v [B, Hkv, n_new, Dv]; seq >= 0: that sequence only, with
+ * batch size 1. counts (host, optional): k.shape[0] entries, each in
+ * 0..n_new: sequence b appends the first counts[b] rows of its part of k and
+ * v (NULL = all n_new). k and v share a dtype, converted to the cache's on
+ * the device. Enqueued on queue (NULL = the context's) after the wait list;
+ * *event (if not NULL) receives the last command's event. Appends that
+ * change the block table or pass counts make a small blocking write. On
+ * failure the cache is unchanged (lengths and contents).
+ */
+CLATTN_API clattn_status clattn_kvcache_append(clattn_kvcache *kv, int64_t seq, const clattn_tensor *k,
+                                               const clattn_tensor *v, const int32_t *counts,
+                                               cl_command_queue queue, cl_uint num_wait, const cl_event *wait,
+                                               cl_event *event);
+
+/** The current length of every sequence into lengths[B] (host bookkeeping, no device access). */
+CLATTN_API clattn_status clattn_kvcache_lengths(const clattn_kvcache *kv, int32_t *lengths);
+
+/**
+ * Truncate sequence seq (< 0: every sequence) to length, which must not
+ * exceed its current length (0 resets it); a paged cache returns the freed
+ * pages to its pool. Blocking write of the lengths on queue (NULL = the
+ * context's). On failure nothing changes.
+ */
+CLATTN_API clattn_status clattn_kvcache_set_length(clattn_kvcache *kv, int64_t seq, int32_t length,
+                                                   cl_command_queue queue);
+
+/** Keys per sequence the storage holds now (contiguous), or max_pages * page_size (paged). */
+CLATTN_API int64_t clattn_kvcache_capacity(const clattn_kvcache *kv);
+
+/** Device memory the cache owns (storage, block table, lengths and plan scratch), in bytes. */
+CLATTN_API size_t clattn_kvcache_device_bytes(const clattn_kvcache *kv);
+
+/**
+ * The cache as attention arguments: k, v (storage views; page pools when
+ * paged), key_lengths (the lengths on the device) and, when paged, the block
+ * table fields; the other fields are zeroed. The buffers belong to the
+ * cache and stay valid until its next append or free (growth replaces them).
+ */
+CLATTN_API clattn_status clattn_kvcache_args(const clattn_kvcache *kv, clattn_args *out);
+
+/**
+ * Attention of new queries q [B, Hq, Nq, D] (Hq a multiple of Hkv, the
+ * cache's dtype) against every sequence's cached keys, into o [B, Hq, Nq, Dv]
+ * and optionally lse (NULL) f32 [B, Hq, Nq]. Key lengths are the sequences'
+ * lengths; for desc->align BOTTOM_RIGHT (or KEY_LENGTHS) causal masks, windows
+ * and ALiBi are aligned to each sequence's own length (the queries are its
+ * last Nq positions); TOP_LEFT means off = 0. With desc->variant AUTO the
+ * scheduler picks decode for Nq <= 16 and flash otherwise. The plan is built
+ * on first use and kept while the shapes, the descriptor and the storage
+ * geometry stay the same. Enqueued on queue (NULL = the context's).
+ */
+CLATTN_API clattn_status clattn_kvcache_attend(clattn_kvcache *kv, const clattn_attention_desc *desc,
+                                               const clattn_tensor *q, const clattn_tensor *o,
+                                               const clattn_tensor *lse, cl_command_queue queue,
+                                               cl_uint num_wait, const cl_event *wait, cl_event *event);
+
+/** The variant the last successful clattn_kvcache_attend() ran (AUTO before any). */
+CLATTN_API clattn_variant clattn_kvcache_variant(const clattn_kvcache *kv);
+
 /* ------------------------------------------------------------------------ */
 /* Host-memory convenience and the CPU reference                            */
 /* ------------------------------------------------------------------------ */
@@ -408,7 +601,10 @@ typedef struct clattn_host_args {
 /**
  * Upload the inputs, plan and run on the context's device, download O (and
  * LSE). Outputs are written only if everything succeeded. If variant_out is not
- * NULL it receives the variant that ran.
+ * NULL it receives the variant that ran. A problem whose buffers the device
+ * cannot hold (one beyond CL_DEVICE_MAX_MEM_ALLOC_SIZE, or all of them beyond
+ * CL_DEVICE_GLOBAL_MEM_SIZE) gives CLATTN_ERROR_DEVICE_LIMIT before anything
+ * is allocated; o or lse overlapping another array gives CLATTN_ERROR_ALIASING.
  */
 CLATTN_API clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_desc *desc,
                                                const clattn_host_args *args, clattn_variant *variant_out);
@@ -416,7 +612,8 @@ CLATTN_API clattn_status clattn_attention_host(clattn_context *ctx, const clattn
 /**
  * The CPU reference: the same function in double precision (inputs of any
  * storage dtype are widened exactly; outputs are rounded to o's dtype, LSE is
- * f32). Validates exactly as clattn_plan_create() does. Single-threaded.
+ * f32). Validates exactly as clattn_plan_create() does, and refuses o or lse
+ * overlapping another array (CLATTN_ERROR_ALIASING). Single-threaded.
  */
 CLATTN_API clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_host_args *args);
 
@@ -461,6 +658,15 @@ CLATTN_API uint16_t clattn_float_to_bf16(float f);
  */
 CLATTN_API clattn_status clattn_tuning_file_load(clattn_context *ctx, const char *path, int *applicable);
 
+/**
+ * The path of the tuning file the scheduler reads: CLATTN_TUNING_FILE if set,
+ * else tuning.json in the program-cache directory (which may not exist yet),
+ * written into the caller's buf of size bytes. CLATTN_ERROR_NOT_FOUND when
+ * there is none (CLATTN_TUNING_FILE=off, or no cache directory), and
+ * CLATTN_ERROR_INVALID_VALUE when it does not fit in buf.
+ */
+CLATTN_API clattn_status clattn_tuning_file_path(char *buf, size_t size);
+
 /** Ceilings of a device measured by built-in probe kernels. */
 typedef struct clattn_device_probe {
     double fma_gflops; /**< f32 FMA throughput (2 flops per FMA) */
@@ -472,6 +678,118 @@ typedef struct clattn_device_probe {
  * built-in kernels (a fraction of a second on most devices).
  */
 CLATTN_API clattn_status clattn_device_probe_run(clattn_context *ctx, clattn_device_probe *out);
+
+/* ------------------------------------------------------------------------ */
+/* Multi-head attention layer                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A multi-head attention layer (torch.nn.MultiheadAttention with
+ * batch_first=True, plus grouped-query heads and rotary position embedding):
+ *
+ *   q = x Wq^T + bq          x  [B, N, E],  Wq [E, E]
+ *   k = s Wk^T + bk          s  [B, M, E] (s = x for self-attention),
+ *   v = s Wv^T + bv          Wk, Wv [Hkv * Dh, E]
+ *   RoPE (rope_base > 0) rotates q and k of every head: for i < Dh/2,
+ *     theta_i = rope_base^(-2i/Dh) and each pair (t[i], t[i + Dh/2]) turns by
+ *     pos * theta_i (GPT-NeoX half-split convention), pos = 0..N-1 for
+ *     queries and 0..M-1 for keys;
+ *   o_h = attention(q_h, k_{h / (H/Hkv)}, v_{h / (H/Hkv)}) per head h, with
+ *     scale 1/sqrt(Dh) (or desc.scale) and, when causal, key j kept for query
+ *     i when j <= i (top-left alignment);
+ *   y = concat_h(o_h) Wo^T + bo      Wo [E, E], y [B, N, E]
+ *
+ * with Dh = E / H. Weights follow torch.nn.Linear ([out, in], row-major);
+ * every tensor is contiguous row-major f32. A zeroed descriptor is invalid
+ * (embed_dim and heads are required); other zero fields mean defaults.
+ */
+typedef struct clattn_mha_desc {
+    int64_t embed_dim;      /**< E: a positive multiple of heads */
+    int64_t heads;          /**< H: query heads */
+    int64_t kv_heads;       /**< Hkv: key/value heads dividing H; 0 = heads */
+    int causal;             /**< nonzero: query i sees keys j <= i */
+    float rope_base;        /**< 0 = no RoPE; else finite > 0 (e.g. 10000); needs an even Dh */
+    float scale;            /**< 0 = 1/sqrt(Dh); else as clattn_attention_desc.scale */
+    clattn_dtype dtype;     /**< storage of every tensor; only CLATTN_F32 (the zero value) */
+    clattn_variant variant; /**< attention core; AUTO = the scheduler picks */
+} clattn_mha_desc;
+
+/**
+ * The layer's parameters in device memory: caller-owned cl_mem values with
+ * byte offsets (multiples of 4). wq, wk, wv and wo are required; an absent
+ * bias is a NULL buffer. Several may share one buffer (e.g. a packed
+ * in-projection [3E, E] with offsets 0, 4*E*E, 8*E*E).
+ */
+typedef struct clattn_mha_weights {
+    cl_mem wq, wk, wv, wo; /**< [E, E], [Hkv*Dh, E], [Hkv*Dh, E], [E, E] */
+    cl_mem bq, bk, bv, bo; /**< [E], [Hkv*Dh], [Hkv*Dh], [E] or NULL */
+    size_t wq_offset, wk_offset, wv_offset, wo_offset;
+    size_t bq_offset, bk_offset, bv_offset, bo_offset;
+} clattn_mha_weights;
+
+/** The same parameters in host memory (read only during the call). */
+typedef struct clattn_mha_host_weights {
+    const float *wq, *wk, *wv, *wo; /**< required */
+    const float *bq, *bk, *bv, *bo; /**< NULL = no bias */
+} clattn_mha_host_weights;
+
+typedef struct clattn_mha clattn_mha;
+
+/**
+ * Validate the layer for batch B, N query positions and M key/value
+ * positions (M = 0: self-attention, the keys and values come from x; M > 0:
+ * cross-attention from a separate source of M positions), create the
+ * attention core's plan (desc->variant, else the scheduler's choice), build
+ * the kernels and allocate the scratch once: projected q, k, v and the
+ * attention output (heads are split and merged through strided views, no
+ * copies), plus the RoPE table. The layer keeps a reference to ctx, which
+ * must outlive it; *out is freed with clattn_mha_free(). Errors:
+ * CLATTN_ERROR_EMBED_DIM (E, H), CLATTN_ERROR_HEAD_MISMATCH (H % Hkv),
+ * CLATTN_ERROR_INVALID_SHAPE (B, N, M), CLATTN_ERROR_INVALID_ROPE,
+ * CLATTN_ERROR_INVALID_DTYPE, CLATTN_ERROR_SIZE_OVERFLOW, and those of
+ * clattn_plan_create() for the core.
+ */
+CLATTN_API clattn_status clattn_mha_create(clattn_context *ctx, const clattn_mha_desc *desc, int64_t B, int64_t N,
+                                           int64_t M, clattn_mha **out);
+
+/**
+ * Enqueue the layer on queue (NULL = the context's queue; it must be
+ * in-order, as CLBlast's GEMMs are ordered by the queue alone) after the
+ * num_wait events in wait. x [B, N, E] at x_offset bytes; kv [B, M, E] at
+ * kv_offset for a cross-attention layer, NULL for self-attention; y
+ * [B, N, E] at y_offset, which must not overlap x, kv or any parameter.
+ * *event (if not NULL) receives an event the caller releases; it completes
+ * when y is written. The projections run through CLBlast (its errors map to
+ * clattn statuses, the CLBlast code in the last-error text). y is written by
+ * the last command only, so a failed call leaves it untouched. One run of a
+ * layer at a time: runs share the layer's scratch (successive runs on one
+ * in-order queue are fine).
+ */
+CLATTN_API clattn_status clattn_mha_run(clattn_mha *mha, const clattn_mha_weights *weights, cl_mem x,
+                                        size_t x_offset, cl_mem kv, size_t kv_offset, cl_mem y, size_t y_offset,
+                                        cl_command_queue queue, cl_uint num_wait, const cl_event *wait,
+                                        cl_event *event);
+
+/** Device memory the layer owns (its scratch and its core plan's), in bytes. */
+CLATTN_API size_t clattn_mha_device_bytes(const clattn_mha *mha);
+
+/** The variant of the layer's attention core. */
+CLATTN_API clattn_variant clattn_mha_variant(const clattn_mha *mha);
+
+/** Free a layer. NULL is a no-op. */
+CLATTN_API void clattn_mha_free(clattn_mha *mha);
+
+/**
+ * The CPU reference of the layer: the same function in double precision
+ * (projections, RoPE, softmax and output projection), y rounded to f32 at the
+ * end. x [B, N, E]; kv [B, M, E] when M > 0, else NULL; y [B, N, E] is
+ * written only on success. Validates desc, B, N and M exactly as
+ * clattn_mha_create() does (the core's variant is not consulted).
+ * Single-threaded.
+ */
+CLATTN_API clattn_status clattn_mha_reference(const clattn_mha_desc *desc, int64_t B, int64_t N, int64_t M,
+                                              const clattn_mha_host_weights *weights, const float *x,
+                                              const float *kv, float *y);
 
 /* ------------------------------------------------------------------------ */
 /* .npy files                                                               */

@@ -5,7 +5,8 @@
  *
  * The host compiles it ahead of each kernel file with -DCLATTN_COMMON=1; a
  * kernel file compiled on its own #includes it instead. Feature switches
- * default to off so that the file compiles standalone.
+ * default to off so that the file compiles standalone. PAGED kernels read
+ * K/V from page pools through a block table (load_kv_rows).
  */
 #ifndef CLATTN_COMMON_CL
 #define CLATTN_COMMON_CL
@@ -45,6 +46,9 @@
 #endif
 #ifndef VARLEN
 #define VARLEN 0 /* sequences packed along N, addressed through cu_seqlens */
+#endif
+#ifndef PAGED
+#define PAGED 0 /* k and v are page pools read through a block table */
 #endif
 
 /* ---- storage formats */
@@ -92,12 +96,15 @@ inline ushort f32_to_bf16(float x)
     int n_q, int n_k, int heads_per_kv, float scale, long diag_off,               \
     int win_left, int win_right, float softcap,                                   \
     __global const int *cu_q, ulong cu_q_off, __global const int *cu_k, ulong cu_k_off, \
-    long total_q, long total_k, int align_br
+    long total_q, long total_k, int align_br,                                     \
+    __global const int *block_table, ulong bt_off, int max_pages, int page_size, long num_pages
 
 /* One sequence of the batch: its query rows and keys, where they start in
  * the (packed) tensors, its key-padding limit and its diagonal offset. With
  * VARLEN the cu_seqlens values are clamped to the tensors' bounds, so
- * inconsistent prefix sums cannot make a kernel leave its buffers. */
+ * inconsistent prefix sums cannot make a kernel leave its buffers.
+ * align_br: 0 top-left, 1 bottom-right, 2 bottom-right against the
+ * sequence's key length (CLATTN_ALIGN_KEY_LENGTHS). */
 typedef struct seq_info {
     long nq, nk;    /* query rows and keys of this sequence */
     long q0, k0;    /* first packed row of q/o/lse and of k/v */
@@ -129,6 +136,8 @@ inline seq_info sequence(const long b, const int n_q, const int n_k, const long 
 #else
     s.klen = (int)s.nk;
 #endif
+    if (align_br == 2)
+        s.diag_off = (long)s.klen - s.nq;
     return s;
 }
 #define SEQUENCE(b)                                                                                    \
@@ -237,6 +246,60 @@ inline void load_rows(__local float *dst, const int ld, __global const in_t *src
         const long n = n0 + r;
         dst[r * ld + d] = n < end ? LOAD_IN(src, base + n * sn + d * sd) : 0.0f;
     }
+#endif
+}
+
+/* Rows [n0, n0 + nrows) of one K or V head as load_rows does. PAGED: row n
+ * lives in page bt[n / page_size] (bt: the sequence's block-table row, each
+ * entry clamped to the pool), slot n % page_size; base addresses slot 0 of
+ * page 0 and pages are sb elements apart. Otherwise load_rows. */
+inline void load_kv_rows(__local float *dst, const int ld, __global const in_t *src, const long base, const long sb,
+                         const long sn, const long sd, const long n0, const int nrows, const long end, const int dim,
+                         __global const int *bt, const int page_size, const long num_pages)
+{
+#if PAGED
+    const int lid = (int)get_local_id(0);
+#if VEC == 4
+    const int dim4 = dim / 4;
+    long last = -1, row = 0; /* the row's address, looked up once per row */
+    for (int idx = lid; idx < nrows * dim4; idx += WG) {
+        const int r = idx / dim4, d = (idx - r * dim4) * 4;
+        const long n = n0 + r;
+        float4 x = (float4)(0.0f);
+        if (n < end) {
+            if (n != last) {
+                const long pg = n / page_size;
+                row = base + clamp((long)bt[pg], 0L, num_pages - 1) * sb + (n - pg * page_size) * sn;
+                last = n;
+            }
+            x = LOAD4(src, row + d);
+        }
+        dst[r * ld + d] = x.s0;
+        dst[r * ld + d + 1] = x.s1;
+        dst[r * ld + d + 2] = x.s2;
+        dst[r * ld + d + 3] = x.s3;
+    }
+    (void)sd;
+#else
+    long last = -1, row = 0;
+    for (int idx = lid; idx < nrows * dim; idx += WG) {
+        const int r = idx / dim, d = idx - r * dim;
+        const long n = n0 + r;
+        float x = 0.0f;
+        if (n < end) {
+            if (n != last) {
+                const long pg = n / page_size;
+                row = base + clamp((long)bt[pg], 0L, num_pages - 1) * sb + (n - pg * page_size) * sn;
+                last = n;
+            }
+            x = LOAD_IN(src, row + d * sd);
+        }
+        dst[r * ld + d] = x;
+    }
+#endif
+#else
+    load_rows(dst, ld, src, base, sn, sd, n0, nrows, end, dim);
+    (void)sb, (void)bt, (void)page_size, (void)num_pages;
 #endif
 }
 

@@ -36,8 +36,11 @@
  * work-groups of dim 0 are (row block, split) pairs; split s takes the
  * keys [s * chunk, (s + 1) * chunk) of the block's kept interval (chunk a
  * multiple of BLOCK_N) and writes its normalised partial O and LSE to
- * f32 scratch [B, Hq, Nq, splits, Dv] and [B, Hq, Nq, splits];
- * attn_combine then merges the splits exactly in a fixed order.
+ * f32 scratch [B, Hq, Nq, splits, Dv] and [B, Hq, Nq, splits]; the
+ * merge kernel (merge.cl) then combines the splits exactly in a fixed order.
+ *
+ * PAGED: k and v are page pools read through the sequence's row of the block
+ * table (load_kv_rows in common.cl); everything else is unchanged.
  */
 #if SPLIT_KV
 #define SPLIT_ARGS , __global float *part_o, __global float *part_lse, int n_splits
@@ -65,8 +68,17 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
     if (m0 >= sq.nq)
         return; /* the whole work-group: a shorter sequence of a varlen batch */
     const long qbase = (long)q_off + b * qsb + h * qsh + sq.q0 * qsn;
+#if PAGED
+    /* k and v are page pools: head hk of page 0, pages ksb / vsb apart, found
+     * through this sequence's row of the block table */
+    const long kbase = (long)k_off + hk * ksh;
+    const long vbase = (long)v_off + hk * vsh;
+    __global const int *bt = block_table + (long)bt_off + b * (long)max_pages;
+#else
     const long kbase = (long)k_off + b * ksb + hk * ksh + sq.k0 * ksn;
     const long vbase = (long)v_off + b * vsb + hk * vsh + sq.k0 * vsn;
+    __global const int *bt = block_table;
+#endif
 #if HAS_ALIBI
     const float slope = alibi[alibi_off + h];
 #else
@@ -128,11 +140,11 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
 
     for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
         barrier(CLK_LOCAL_MEM_FENCE); /* Q is loaded; the previous tile's V is consumed */
-        load_rows(KVs, LDKV, k, kbase, ksn, ksd, n0, BLOCK_N, hi, HEAD_DIM);
+        load_kv_rows(KVs, LDKV, k, kbase, ksb, ksn, ksd, n0, BLOCK_N, hi, HEAD_DIM, bt, page_size, num_pages);
         barrier(CLK_LOCAL_MEM_FENCE);
         score_tile(Qs, KVs, S, ri, g, t, n0, scale, softcap, slope, sq.diag_off, bias, bsk);
         barrier(CLK_LOCAL_MEM_FENCE); /* scores done: K can be replaced by V */
-        load_rows(KVs, LDKV, v, vbase, vsn, vsd, n0, BLOCK_N, hi, HEAD_DIM_V);
+        load_kv_rows(KVs, LDKV, v, vbase, vsb, vsn, vsd, n0, BLOCK_N, hi, HEAD_DIM_V, bt, page_size, num_pages);
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int r = 0; r < ROWS; r++) {
             __local const float *srow = S + (g * ROWS + r) * BLOCK_N;
@@ -208,40 +220,3 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
 #undef WRITE_O
     }
 }
-
-#if SPLIT_KV
-/* Merge the splits of one query row: with M = max LSE_s and w_s =
- * exp(LSE_s - M), O = sum w_s O_s / sum w_s and LSE = M + log(sum w_s).
- * Empty splits (LSE_s = -inf) weigh 0; a row with no kept key anywhere gets
- * O = 0 and LSE = -inf. NDRange: dim 0 query rows, dim 1 heads, dim 2 batch. */
-__kernel void attn_combine(ATTN_KERNEL_ARGS SPLIT_ARGS)
-{
-    const long i = (long)get_global_id(0), h = (long)get_global_id(1), b = (long)get_global_id(2);
-    const seq_info sq = SEQUENCE(b);
-    if (i >= sq.nq)
-        return;
-    const long prow0 = ((b * (long)get_global_size(1) + h) * n_q + i) * n_splits;
-    const long orow = (long)o_off + b * osb + h * osh + (sq.q0 + i) * osn;
-    float m = -INFINITY;
-    for (int s = 0; s < n_splits; s++)
-        m = fmax(m, part_lse[prow0 + s]);
-    float wsum = 0.0f;
-    if (m != -INFINITY)
-        for (int s = 0; s < n_splits; s++)
-            wsum += exp(part_lse[prow0 + s] - m);
-    const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
-    for (int d = 0; d < HEAD_DIM_V; d++) {
-        float x = 0.0f;
-        if (m != -INFINITY)
-            for (int s = 0; s < n_splits; s++) {
-                const float w = exp(part_lse[prow0 + s] - m);
-                if (w > 0.0f) /* empty splits hold zeros, but skip them outright */
-                    x = fma(w, part_o[(prow0 + s) * HEAD_DIM_V + d], x);
-            }
-        STORE_OUT(o, orow + d * osd, x * inv);
-    }
-#if HAS_LSE
-    lse[(long)lse_off + b * lsb + h * lsh + (sq.q0 + i) * lsn] = wsum > 0.0f ? m + log(wsum) : -INFINITY;
-#endif
-}
-#endif

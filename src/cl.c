@@ -200,6 +200,12 @@ cl_int cla_EnqueueReadBuffer(cl_command_queue q, cl_mem m, cl_bool block, size_t
     return clEnqueueReadBuffer(q, m, block, off, n, p, nwait, wait, ev);
 }
 
+cl_int cla_EnqueueBarrierWithWaitList(cl_command_queue q, cl_uint nwait, const cl_event *wait, cl_event *ev)
+{
+    FAULT_RET();
+    return clEnqueueBarrierWithWaitList(q, nwait, wait, ev);
+}
+
 cl_int cla_Finish(cl_command_queue q)
 {
     FAULT_RET();

@@ -8,6 +8,7 @@
 
 clattn_status clattn__host_problem(clattn_context *ctx, const clattn_attention_desc *desc,
                                    const clattn_host_args *h, clattn__problem *p);
+clattn_status clattn__host_aliasing(clattn_context *ctx, const clattn__problem *p, const clattn_host_args *h);
 
 /* Create a device buffer of n bytes and upload src into it (if src != NULL). */
 static clattn_status upload(clattn_context *ctx, const void *src, size_t n, cl_mem_flags flags, cl_mem *out)
@@ -18,6 +19,35 @@ static clattn_status upload(clattn_context *ctx, const void *src, size_t n, cl_m
     CLATTN_CL(err);
     if (src)
         CLATTN_CL(cla_EnqueueWriteBuffer(ctx->queue, *out, CL_FALSE, 0, n, src, 0, NULL, NULL));
+cleanup:
+    return status;
+}
+
+/* Decide before allocating anything whether the device can hold the
+ * problem: each buffer within CL_DEVICE_MAX_MEM_ALLOC_SIZE, all of them
+ * within CL_DEVICE_GLOBAL_MEM_SIZE. A request beyond either would fail
+ * late (or, on runtimes that allocate lazily, while copying). */
+static clattn_status fits_device(clattn_context *ctx, const clattn__problem *p)
+{
+    static const char *const names[9] = {"q", "k", "v", "o", "lse", "bias", "alibi", "key_lengths", "cu_seqlens"};
+    clattn_status status = CLATTN_SUCCESS;
+    size_t bytes[9] = {0}, total = 0;
+    int over = 0;
+    for (int i = 0; i < 6; i++)
+        bytes[i] = p->need_bytes[i];
+    bytes[6] = p->has_alibi ? (size_t)p->Hq * sizeof(float) : 0;
+    bytes[7] = p->has_key_lengths ? (size_t)p->B * sizeof(int32_t) : 0;
+    bytes[8] = p->has_varlen ? 2 * (size_t)(p->B + 1) * sizeof(int32_t) : 0;
+    for (int i = 0; i < 9; i++) {
+        CLATTN_CHECK((cl_ulong)bytes[i] <= ctx->max_alloc, CLATTN_ERROR_DEVICE_LIMIT,
+                     "%s: %zu bytes exceed the device's largest buffer of %llu bytes (CL_DEVICE_MAX_MEM_ALLOC_SIZE)",
+                     names[i], bytes[i], (unsigned long long)ctx->max_alloc);
+        over |= !clattn__add_size(total, bytes[i], &total);
+    }
+    CLATTN_CHECK(!over && (cl_ulong)total <= ctx->global_mem, CLATTN_ERROR_DEVICE_LIMIT,
+                 "args: the problem needs %s%zu bytes of device memory, the device has %llu "
+                 "(CL_DEVICE_GLOBAL_MEM_SIZE)", over ? "more than " : "", total,
+                 (unsigned long long)ctx->global_mem);
 cleanup:
     return status;
 }
@@ -37,6 +67,12 @@ clattn_status clattn_attention_host(clattn_context *ctx, const clattn_attention_
         return CLATTN_ERROR_NULL_ARGUMENT;
     clattn__clear_error(ctx);
     status = clattn__host_problem(ctx, desc, h, &p);
+    if (status)
+        goto cleanup;
+    status = fits_device(ctx, &p);
+    if (status)
+        goto cleanup;
+    status = clattn__host_aliasing(ctx, &p, h);
     if (status)
         goto cleanup;
     /* Device views with the validated (contiguous, packed or broadcast)

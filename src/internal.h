@@ -87,6 +87,7 @@ cl_int cla_EnqueueWriteBuffer(cl_command_queue q, cl_mem m, cl_bool block, size_
                               cl_uint nwait, const cl_event *wait, cl_event *ev);
 cl_int cla_EnqueueReadBuffer(cl_command_queue q, cl_mem m, cl_bool block, size_t off, size_t n, void *p,
                              cl_uint nwait, const cl_event *wait, cl_event *ev);
+cl_int cla_EnqueueBarrierWithWaitList(cl_command_queue q, cl_uint nwait, const cl_event *wait, cl_event *ev);
 cl_int cla_Finish(cl_command_queue q);
 cl_int cla_WaitForEvents(cl_uint n, const cl_event *ev);
 /* Releases never fail by injection: they run on cleanup paths. */
@@ -143,6 +144,8 @@ typedef struct clattn__problem {
     float scale;                /* resolved */
     int64_t off;                /* diagonal offset from align */
     size_t need_bytes[6];       /* bytes from offset each view touches: q k v o lse bias */
+    int has_block_table;        /* paged K/V: k and v are page pools, Nk = max_pages * page_size */
+    int64_t page_size, max_pages, num_pages;
 } clattn__problem;
 
 enum { CLATTN__T_Q, CLATTN__T_K, CLATTN__T_V, CLATTN__T_O, CLATTN__T_LSE, CLATTN__T_BIAS };
@@ -156,6 +159,12 @@ clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_d
  * outputs not overlapping inputs or each other. */
 clattn_status clattn__problem_check_buffers(clattn_context *ctx, const clattn__problem *p,
                                             const clattn_args *args, int require);
+
+/* The allocation a buffer view lives in (the parent of a sub-buffer) and
+ * the byte range [lo, hi) it touches there; need counts from offset 0 of m
+ * and includes off. */
+clattn_status clattn__mem_range(clattn_context *ctx, cl_mem m, size_t off, size_t need, cl_mem *base, size_t *lo,
+                                size_t *hi);
 
 /* Fill default (contiguous) strides and validate a tensor view; name is the
  * argument's name for messages. */
@@ -183,6 +192,8 @@ struct clattn_plan {
     void *state; /* the variant's own */
     size_t device_bytes; /* scratch the plan allocated on the device */
     char params_json[512];
+    clattn_launch_params req;    /* explicit launch parameters (all zero: none) */
+    clattn_launch_params actual; /* what the variant runs with (clattn_plan_launch_params) */
 };
 
 extern const clattn__variant clattn__variant_naive;
@@ -192,8 +203,13 @@ extern const clattn__variant clattn__variant_decode;
 
 /* Number of arguments in ATTN_KERNEL_ARGS (kernels/common.cl); kernels with
  * extra arguments take them from this index on. */
-#define CLATTN__ATTN_KERNEL_NARGS 54
+#define CLATTN__ATTN_KERNEL_NARGS 59
 extern const clattn__variant clattn__variant_gemm;
+
+/* CLBlast status codes (as int): the clattn status they map to (OpenCL codes
+ * keep their numbers) and their symbolic names (src/variants/gemm.c). */
+clattn_status clattn__blas_status(int code);
+const char *clattn__blas_code_name(int code);
 
 /* Set the arguments every attention kernel takes (ATTN_KERNEL_ARGS in
  * kernels/common.cl) from the plan's problem and this call's buffers. */
@@ -201,6 +217,73 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
 
 /* The -D options every attention kernel takes (dims, dtypes, feature switches). */
 int clattn__problem_options(const clattn__problem *p, char *buf, size_t n, size_t *len);
+
+/* clattn_plan_run with trusted_table set: the caller vouches for the block
+ * table's entries (the KV cache builds its own), so the blocking host check
+ * of clattn_plan_run is skipped. */
+clattn_status clattn__plan_run(clattn_plan *plan, const clattn_args *args, cl_command_queue queue, cl_uint num_wait,
+                               const cl_event *wait, cl_event *event, int trusted_table);
+/* Paged K/V: the table's buffer is present (if require), large enough and
+ * not overlapped by an output. */
+clattn_status clattn__check_block_table_buffer(clattn_context *ctx, const clattn__problem *p, const clattn_args *args,
+                                               int require);
+/* Paged K/V: every block-table entry the sequences reach is a page of the
+ * pool (blocking reads of the table and key lengths on queue after wait). */
+clattn_status clattn__check_block_table(clattn_context *ctx, const clattn__problem *p, const clattn_args *args,
+                                        cl_command_queue queue, cl_uint num_wait, const cl_event *wait);
+
+/* ------------------------------------------------------------ merging partial results (src/merge.c) */
+
+#define CLATTN__MERGE_SLOTS 4 /* MERGE_SLOTS in kernels/merge.cl */
+
+/* n parts (0 = unused slot) in one buffer: element [b, h, i, d] of part s at
+ * o_off + b*os[0] + h*os[1] + i*os[2] + d*os[3] + s*o_part_stride (elements),
+ * their LSE likewise (f32). */
+typedef struct clattn__merge_slot {
+    cl_mem o, lse;
+    uint64_t o_off, lse_off;
+    int64_t os[4], ls[3];
+    int64_t o_part_stride, lse_part_stride;
+    int n;
+} clattn__merge_slot;
+
+/* One launch of attn_merge: slots, an optional running result of an earlier
+ * launch (acc: f32 [B*H*N, Dv] then the LSE at acc_lse_off), the output views
+ * (lse may be NULL) and, for varlen outputs, cu_seqlens_q. */
+typedef struct clattn__merge_launch {
+    clattn__merge_slot slot[CLATTN__MERGE_SLOTS];
+    cl_mem acc;
+    uint64_t acc_lse_off;
+    cl_mem o, lse;
+    uint64_t o_off, lse_off;
+    int64_t os[4], ls[3];
+    int64_t B, H, N, Dv;
+    cl_mem cu_q;
+    uint64_t cu_q_off;
+    int64_t total_q;
+} clattn__merge_launch;
+
+/* The merge kernel for parts of part_dtype into an output of out_dtype (the
+ * caller releases it). */
+clattn_status clattn__merge_kernel(clattn_context *ctx, clattn_dtype part_dtype, clattn_dtype out_dtype, int varlen,
+                                   cl_kernel *out);
+clattn_status clattn__merge_enqueue(clattn_context *ctx, cl_kernel kernel, const clattn__merge_launch *l,
+                                    cl_command_queue queue, cl_uint nwait, const cl_event *wait, cl_event *ev);
+
+/* ------------------------------------------------------------ multi-head attention layer */
+
+/* A validated layer (src/mha.c): S is the key/value length (M, or N for
+ * self-attention), KVW = Hkv * Dh the width of the k and v projections. */
+typedef struct clattn__mha_dims {
+    int64_t B, N, S, E, H, Hkv, Dh, KVW;
+    int cross;
+    float scale; /* resolved */
+} clattn__mha_dims;
+
+/* The validation clattn_mha_create() and clattn_mha_reference() share; the
+ * message names the argument. */
+clattn_status clattn__mha_validate(clattn_context *ctx, const clattn_mha_desc *desc, int64_t B, int64_t N, int64_t M,
+                                   clattn__mha_dims *out);
 
 /* ------------------------------------------------------------ tuning */
 
@@ -233,6 +316,14 @@ clattn_status clattn__tune_params(const clattn_context *ctx, const clattn__probl
 clattn_status clattn__tune_fit(const clattn_context *ctx, const clattn__problem *p, clattn__params *io);
 /* Local memory (bytes) a tile kernel needs with these parameters. */
 size_t clattn__tile_local_bytes(const clattn__problem *p, const clattn__params *pr);
+/* Explicit tile parameters (clattn_launch_params): the fields req sets
+ * replace those of *io (the scheduler's choice), and the result is checked
+ * without adjusting anything; CLATTN_ERROR_INVALID_PARAMS names the field. */
+clattn_status clattn__params_apply(clattn_context *ctx, const clattn__problem *p, const clattn_launch_params *req,
+                                   clattn__params *io);
+/* Explicit launch parameters against the variant: no negative field and no
+ * field the variant does not take (CLATTN_ERROR_INVALID_PARAMS). */
+clattn_status clattn__params_fields(clattn_context *ctx, clattn_variant variant, const clattn_launch_params *req);
 /* The automatic choice order of variants on ctx's device (CLATTN_VARIANT_AUTO
  * terminated). */
 const clattn_variant *clattn__tune_order(const clattn_context *ctx);

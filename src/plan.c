@@ -51,6 +51,13 @@ cleanup:
 clattn_status clattn_plan_create(clattn_context *ctx, const clattn_attention_desc *desc, const clattn_args *args,
                                  clattn_plan **out)
 {
+    return clattn_plan_create_with_params(ctx, desc, args, NULL, out);
+}
+
+clattn_status clattn_plan_create_with_params(clattn_context *ctx, const clattn_attention_desc *desc,
+                                             const clattn_args *args, const clattn_launch_params *params,
+                                             clattn_plan **out)
+{
     clattn_status status = CLATTN_SUCCESS;
     clattn_plan *plan = NULL;
     clattn_variant want;
@@ -62,10 +69,15 @@ clattn_status clattn_plan_create(clattn_context *ctx, const clattn_attention_des
     plan = clattn__calloc(1, sizeof *plan);
     CLATTN_CHECK(plan != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "plan");
     plan->ctx = ctx;
+    if (params)
+        plan->req = *params; /* checked against the variant below; the variant checks the values */
     status = clattn__problem_init(ctx, desc, args, &plan->prob);
     if (status)
         goto cleanup;
     status = clattn__problem_check_buffers(ctx, &plan->prob, args, 0);
+    if (status)
+        goto cleanup;
+    status = clattn__check_block_table_buffer(ctx, &plan->prob, args, 0);
     if (status)
         goto cleanup;
     status = requested_variant(ctx, &plan->prob, &want);
@@ -101,6 +113,11 @@ clattn_status clattn_plan_create(clattn_context *ctx, const clattn_attention_des
         }
         CLATTN_CHECK(plan->variant != NULL, CLATTN_ERROR_NO_VARIANT, "no variant supports this problem: %s", why);
     }
+    status = clattn__params_fields(ctx, plan->variant->id, &plan->req);
+    if (status) {
+        plan->variant = NULL; /* nothing created yet */
+        goto cleanup;
+    }
     status = plan->variant->create(plan);
     if (status) {
         plan->variant = NULL; /* create cleaned up after itself */
@@ -122,6 +139,12 @@ static int same_view(const clattn_tensor *a, const clattn_tensor *b)
 clattn_status clattn_plan_run(clattn_plan *plan, const clattn_args *args, cl_command_queue queue, cl_uint num_wait,
                               const cl_event *wait, cl_event *event)
 {
+    return clattn__plan_run(plan, args, queue, num_wait, wait, event, 0);
+}
+
+clattn_status clattn__plan_run(clattn_plan *plan, const clattn_args *args, cl_command_queue queue, cl_uint num_wait,
+                               const cl_event *wait, cl_event *event, int trusted_table)
+{
     clattn_status status = CLATTN_SUCCESS;
     clattn_context *ctx;
     clattn__problem p;
@@ -140,11 +163,21 @@ clattn_status clattn_plan_run(clattn_plan *plan, const clattn_args *args, cl_com
                      (!p.has_lse || same_view(&p.lse, &plan->prob.lse)) && p.has_bias == plan->prob.has_bias &&
                      (!p.has_bias || same_view(&p.bias, &plan->prob.bias)) && p.has_alibi == plan->prob.has_alibi &&
                      p.has_key_lengths == plan->prob.has_key_lengths && p.has_varlen == plan->prob.has_varlen &&
-                     p.total_q == plan->prob.total_q && p.total_k == plan->prob.total_k,
+                     p.total_q == plan->prob.total_q && p.total_k == plan->prob.total_k &&
+                     p.has_block_table == plan->prob.has_block_table && p.page_size == plan->prob.page_size &&
+                     p.max_pages == plan->prob.max_pages,
                  CLATTN_ERROR_PLAN_MISMATCH, "args: shapes, strides, dtypes or optional inputs differ from the plan's");
     status = clattn__problem_check_buffers(ctx, &p, args, 1);
     if (status)
         goto cleanup;
+    status = clattn__check_block_table_buffer(ctx, &p, args, 1);
+    if (status)
+        goto cleanup;
+    if (!trusted_table) {
+        status = clattn__check_block_table(ctx, &p, args, queue ? queue : ctx->queue, num_wait, wait);
+        if (status)
+            goto cleanup;
+    }
     status = plan->variant->enqueue(plan, args, queue ? queue : ctx->queue, num_wait, wait, event);
 cleanup:
     return status;

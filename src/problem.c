@@ -8,8 +8,6 @@
 
 #include "internal.h"
 
-static const char *const tensor_names[6] = {"q", "k", "v", "o", "lse", "bias"};
-
 /* Check one view. For varlen (packed_rows > 0) the view addresses packed
  * rows through cu_seqlens: all-zero strides mean the packed layout, the batch
  * stride must be 0, and extent and overlap are those of the physical
@@ -23,6 +21,8 @@ static clattn_status view_check(clattn_context *ctx, const char *name, clattn_te
     int all_zero = 1;
     if (!packed_rows)
         return clattn__tensor_check(ctx, name, t, ndim, output, need);
+    if (ndim == 3) /* ignored for [B, H, N] views: it must not make the strides look given */
+        t->strides[3] = 0;
     for (int i = 0; i < 4; i++) {
         CLATTN_CHECK(t->shape[i] > 0 || (ndim == 3 && i == 3), CLATTN_ERROR_INVALID_SHAPE,
                      "%s: shape[%d] = %lld must be positive", name, i, (long long)t->shape[i]);
@@ -88,6 +88,22 @@ clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_d
         p->total_q = args->total_q;
         p->total_k = args->total_k;
     }
+    p->has_block_table = args->has_block_table || args->block_table != NULL;
+    if (p->has_block_table) {
+        CLATTN_CHECK(!p->has_varlen, CLATTN_ERROR_INVALID_BLOCK_TABLE,
+                     "block_table: paged K/V cannot be combined with varlen (cu_seqlens)");
+        CLATTN_CHECK(args->page_size >= 1 && args->page_size <= INT32_MAX, CLATTN_ERROR_INVALID_BLOCK_TABLE,
+                     "page_size: %lld must be in 1..2^31-1 with a block table", (long long)args->page_size);
+        CLATTN_CHECK(args->max_pages >= 1 && args->max_pages <= INT32_MAX, CLATTN_ERROR_INVALID_BLOCK_TABLE,
+                     "max_pages: %lld must be in 1..2^31-1 with a block table", (long long)args->max_pages);
+        CLATTN_CHECK(args->page_size * args->max_pages <= INT32_MAX, CLATTN_ERROR_SIZE_OVERFLOW,
+                     "page_size * max_pages: %lld keys per sequence exceed 2^31-1",
+                     (long long)(args->page_size * args->max_pages));
+        CLATTN_CHECK(args->block_table_offset % 4 == 0, CLATTN_ERROR_MISALIGNED,
+                     "block_table: byte offset %zu is not a multiple of 4", args->block_table_offset);
+        p->page_size = args->page_size;
+        p->max_pages = args->max_pages;
+    }
     p->q = args->q;
     p->k = args->k;
     p->v = args->v;
@@ -114,12 +130,26 @@ clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_d
     p->Hkv = p->k.shape[1];
     p->Nk = p->k.shape[2];
     p->Dv = p->v.shape[3];
-    CLATTN_CHECK(p->k.shape[0] == p->B && p->v.shape[0] == p->B && p->o.shape[0] == p->B, CLATTN_ERROR_INVALID_SHAPE,
+    if (p->has_block_table) {
+        /* page pools [num_pages, Hkv, page_size, D]; the logical key count is the table's reach */
+        CLATTN_CHECK(p->k.shape[2] == p->page_size && p->v.shape[2] == p->page_size &&
+                         p->v.shape[0] == p->k.shape[0],
+                     CLATTN_ERROR_INVALID_BLOCK_TABLE,
+                     "k, v: page pools of shapes [%lld, %lld, %lld, %lld] and [%lld, %lld, %lld, %lld] must be "
+                     "[num_pages, Hkv, page_size = %lld, D or Dv] with the same num_pages",
+                     (long long)p->k.shape[0], (long long)p->k.shape[1], (long long)p->k.shape[2],
+                     (long long)p->k.shape[3], (long long)p->v.shape[0], (long long)p->v.shape[1],
+                     (long long)p->v.shape[2], (long long)p->v.shape[3], (long long)p->page_size);
+        p->num_pages = p->k.shape[0];
+        p->Nk = p->max_pages * p->page_size;
+    }
+    CLATTN_CHECK((p->has_block_table || (p->k.shape[0] == p->B && p->v.shape[0] == p->B)) && p->o.shape[0] == p->B,
+                 CLATTN_ERROR_INVALID_SHAPE,
                  "k, v, o: batch sizes (%lld, %lld, %lld) differ from q's %lld", (long long)p->k.shape[0],
                  (long long)p->v.shape[0], (long long)p->o.shape[0], (long long)p->B);
     CLATTN_CHECK(p->v.shape[1] == p->Hkv, CLATTN_ERROR_INVALID_SHAPE, "v: %lld heads but k has %lld",
                  (long long)p->v.shape[1], (long long)p->Hkv);
-    CLATTN_CHECK(p->v.shape[2] == p->Nk, CLATTN_ERROR_INVALID_SHAPE, "v: %lld keys but k has %lld",
+    CLATTN_CHECK(p->has_block_table || p->v.shape[2] == p->Nk, CLATTN_ERROR_INVALID_SHAPE, "v: %lld keys but k has %lld",
                  (long long)p->v.shape[2], (long long)p->Nk);
     CLATTN_CHECK(p->k.shape[3] == p->D, CLATTN_ERROR_INVALID_SHAPE, "k: head dim %lld differs from q's %lld",
                  (long long)p->k.shape[3], (long long)p->D);
@@ -173,7 +203,8 @@ clattn_status clattn__problem_init(clattn_context *ctx, const clattn_attention_d
                      "key_lengths: byte offset %zu is not a multiple of 4", args->key_lengths_offset);
 
     p->scale = d.scale != 0.0f ? d.scale : (float)(1.0 / sqrt((double)p->D));
-    p->off = d.align == CLATTN_ALIGN_BOTTOM_RIGHT ? p->Nk - p->Nq : 0;
+    /* KEY_LENGTHS: the kernels and the reference take key_len[b] - Nq per sequence */
+    p->off = d.align == CLATTN_ALIGN_BOTTOM_RIGHT || d.align == CLATTN_ALIGN_KEY_LENGTHS ? p->Nk - p->Nq : 0;
 cleanup:
     return status;
 }
@@ -195,79 +226,159 @@ cleanup:
     return status;
 }
 
+clattn_status clattn__mem_range(clattn_context *ctx, cl_mem m, size_t off, size_t need, cl_mem *base, size_t *lo,
+                                size_t *hi)
+{
+    return resolve(ctx, m, off, need, base, lo, hi);
+}
+
 clattn_status clattn__problem_check_buffers(clattn_context *ctx, const clattn__problem *p, const clattn_args *args,
                                             int require)
 {
+    /* The six views, then the small inputs: ALiBi slopes, key lengths and
+     * the two cu_seqlens arrays. Outputs may overlap none of them: a kernel
+     * writing o over the slopes it still reads would compute garbage. */
+    enum { NV = 6, NALL = 10 };
+    static const char *const names[NALL] = {"q", "k", "v", "o", "lse", "bias",
+                                            "alibi", "key_lengths", "cu_seqlens_q", "cu_seqlens_k"};
     clattn_status status = CLATTN_SUCCESS;
-    const clattn_tensor *views[6] = {&args->q, &args->k, &args->v, &args->o, &args->lse, &args->bias};
-    const int present[6] = {1, 1, 1, 1, p->has_lse, p->has_bias};
-    cl_mem base[6] = {0};
-    size_t lo[6] = {0}, hi[6] = {0};
-    for (int i = 0; i < 6; i++) {
+    const clattn_tensor *views[NV] = {&args->q, &args->k, &args->v, &args->o, &args->lse, &args->bias};
+    const int present[NALL] = {1, 1, 1, 1, p->has_lse, p->has_bias, p->has_alibi, p->has_key_lengths,
+                               p->has_varlen, p->has_varlen};
+    const cl_mem small[NALL - NV] = {args->alibi, args->key_lengths, args->cu_seqlens_q, args->cu_seqlens_k};
+    const size_t small_off[NALL - NV] = {args->alibi_offset, args->key_lengths_offset, args->cu_seqlens_q_offset,
+                                         args->cu_seqlens_k_offset};
+    const size_t small_bytes[NALL - NV] = {(size_t)p->Hq * 4, (size_t)p->B * 4, (size_t)(p->B + 1) * 4,
+                                           (size_t)(p->B + 1) * 4};
+    static const char *const small_what[NALL - NV] = {"slopes [Hq]", "lengths [B]", "entries [B + 1]",
+                                                      "entries [B + 1]"};
+    cl_mem base[NALL] = {0};
+    size_t lo[NALL] = {0}, hi[NALL] = {0};
+    for (int i = 0; i < NV; i++) {
         size_t size = 0;
         if (!present[i])
             continue;
         if (!views[i]->buffer) {
-            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "%s: buffer is NULL", tensor_names[i]);
+            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "%s: buffer is NULL", names[i]);
             continue;
         }
         CLATTN_CL(cla_GetMemObjectInfo(views[i]->buffer, CL_MEM_SIZE, sizeof size, &size, NULL));
         CLATTN_CHECK(size >= p->need_bytes[i], CLATTN_ERROR_BUFFER_TOO_SMALL,
-                     "%s: buffer holds %zu bytes, the view needs %zu", tensor_names[i], size, p->need_bytes[i]);
+                     "%s: buffer holds %zu bytes, the view needs %zu", names[i], size, p->need_bytes[i]);
         status = resolve(ctx, views[i]->buffer, views[i]->offset, p->need_bytes[i], &base[i], &lo[i], &hi[i]);
         if (status)
             goto cleanup;
     }
-    /* Outputs (o, lse) must not overlap any other view. Byte ranges are a
-     * conservative test for strided views. */
+    for (int s = 0; s < NALL - NV; s++) {
+        const int i = NV + s;
+        size_t size = 0;
+        if (!present[i])
+            continue;
+        if (!small[s]) {
+            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "%s: buffer is NULL", names[i]);
+            continue;
+        }
+        CLATTN_CL(cla_GetMemObjectInfo(small[s], CL_MEM_SIZE, sizeof size, &size, NULL));
+        CLATTN_CHECK(size >= small_off[s] && size - small_off[s] >= small_bytes[s], CLATTN_ERROR_BUFFER_TOO_SMALL,
+                     "%s: buffer holds %zu bytes, %lld %s need %zu from offset %zu", names[i], size,
+                     (long long)(small_bytes[s] / 4), small_what[s], small_bytes[s], small_off[s]);
+        status = resolve(ctx, small[s], small_off[s], small_off[s] + small_bytes[s], &base[i], &lo[i], &hi[i]);
+        if (status)
+            goto cleanup;
+    }
+    /* Outputs (o, lse) must not overlap any other view or input. Byte ranges
+     * are a conservative test for strided views. */
     for (int i = CLATTN__T_O; i <= CLATTN__T_LSE; i++) {
         if (!base[i])
             continue;
-        for (int j = 0; j < 6; j++) {
+        for (int j = 0; j < NALL; j++) {
             if (j == i || !base[j])
                 continue;
             CLATTN_CHECK(base[i] != base[j] || hi[i] <= lo[j] || hi[j] <= lo[i], CLATTN_ERROR_ALIASING,
-                         "%s: output bytes [%zu, %zu) overlap %s bytes [%zu, %zu) of the same buffer",
-                         tensor_names[i], lo[i], hi[i], tensor_names[j], lo[j], hi[j]);
-        }
-    }
-    if (p->has_alibi) {
-        size_t size = 0;
-        if (!args->alibi) {
-            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "alibi: buffer is NULL");
-        } else {
-            CLATTN_CL(cla_GetMemObjectInfo(args->alibi, CL_MEM_SIZE, sizeof size, &size, NULL));
-            CLATTN_CHECK(size >= args->alibi_offset && size - args->alibi_offset >= (size_t)p->Hq * 4,
-                         CLATTN_ERROR_BUFFER_TOO_SMALL, "alibi: buffer holds %zu bytes, %lld slopes need %zu from offset %zu",
-                         size, (long long)p->Hq, (size_t)p->Hq * 4, args->alibi_offset);
-        }
-    }
-    if (p->has_varlen) {
-        const cl_mem cu[2] = {args->cu_seqlens_q, args->cu_seqlens_k};
-        const size_t off[2] = {args->cu_seqlens_q_offset, args->cu_seqlens_k_offset};
-        for (int i = 0; i < 2; i++) {
-            size_t size = 0;
-            if (!cu[i]) {
-                CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "cu_seqlens_%c: buffer is NULL", i ? 'k' : 'q');
-                continue;
-            }
-            CLATTN_CL(cla_GetMemObjectInfo(cu[i], CL_MEM_SIZE, sizeof size, &size, NULL));
-            CLATTN_CHECK(size >= off[i] && size - off[i] >= (size_t)(p->B + 1) * 4, CLATTN_ERROR_BUFFER_TOO_SMALL,
-                         "cu_seqlens_%c: buffer holds %zu bytes, B + 1 = %lld entries need %zu from offset %zu",
-                         i ? 'k' : 'q', size, (long long)(p->B + 1), (size_t)(p->B + 1) * 4, off[i]);
-        }
-    }
-    if (p->has_key_lengths) {
-        size_t size = 0;
-        if (!args->key_lengths) {
-            CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "key_lengths: buffer is NULL");
-        } else {
-            CLATTN_CL(cla_GetMemObjectInfo(args->key_lengths, CL_MEM_SIZE, sizeof size, &size, NULL));
-            CLATTN_CHECK(size >= args->key_lengths_offset && size - args->key_lengths_offset >= (size_t)p->B * 4,
-                         CLATTN_ERROR_BUFFER_TOO_SMALL, "key_lengths: buffer holds %zu bytes, %lld lengths need %zu from offset %zu",
-                         size, (long long)p->B, (size_t)p->B * 4, args->key_lengths_offset);
+                         "%s: output bytes [%zu, %zu) overlap %s bytes [%zu, %zu) of the same buffer", names[i], lo[i],
+                         hi[i], names[j], lo[j], hi[j]);
         }
     }
 cleanup:
+    return status;
+}
+
+/* ------------------------------------------------------------ paged K/V: the block table */
+
+clattn_status clattn__check_block_table_buffer(clattn_context *ctx, const clattn__problem *p, const clattn_args *args,
+                                               int require)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    size_t size = 0, bytes, tlo, thi, olo, ohi;
+    cl_mem tbase = NULL, obase = NULL;
+    if (!p->has_block_table)
+        return CLATTN_SUCCESS;
+    if (!args->block_table) {
+        CLATTN_CHECK(!require, CLATTN_ERROR_NULL_ARGUMENT, "block_table: buffer is NULL");
+        goto cleanup;
+    }
+    CLATTN_CHECK(clattn__mul_size((size_t)p->B, (size_t)p->max_pages, &bytes) &&
+                     clattn__mul_size(bytes, sizeof(int32_t), &bytes) &&
+                     clattn__add_size(bytes, args->block_table_offset, &bytes),
+                 CLATTN_ERROR_SIZE_OVERFLOW, "block_table: B * max_pages entries overflow size_t");
+    CLATTN_CL(cla_GetMemObjectInfo(args->block_table, CL_MEM_SIZE, sizeof size, &size, NULL));
+    CLATTN_CHECK(size >= bytes, CLATTN_ERROR_BUFFER_TOO_SMALL,
+                 "block_table: buffer holds %zu bytes, [B, max_pages] = [%lld, %lld] entries need %zu from offset %zu",
+                 size, (long long)p->B, (long long)p->max_pages, bytes - args->block_table_offset,
+                 args->block_table_offset);
+    status = clattn__mem_range(ctx, args->block_table, args->block_table_offset, bytes, &tbase, &tlo, &thi);
+    if (status)
+        goto cleanup;
+    /* the outputs must not overwrite the table the kernels read */
+    for (int i = 0; i < 2; i++) {
+        const clattn_tensor *t = i ? &args->lse : &args->o;
+        if ((i && !p->has_lse) || !t->buffer)
+            continue;
+        status = clattn__mem_range(ctx, t->buffer, t->offset, p->need_bytes[i ? CLATTN__T_LSE : CLATTN__T_O], &obase,
+                                   &olo, &ohi);
+        if (status)
+            goto cleanup;
+        CLATTN_CHECK(obase != tbase || ohi <= tlo || thi <= olo, CLATTN_ERROR_ALIASING,
+                     "%s: output bytes [%zu, %zu) overlap block_table bytes [%zu, %zu) of the same buffer",
+                     i ? "lse" : "o", olo, ohi, tlo, thi);
+    }
+cleanup:
+    return status;
+}
+
+clattn_status clattn__check_block_table(clattn_context *ctx, const clattn__problem *p, const clattn_args *args,
+                                        cl_command_queue queue, cl_uint num_wait, const cl_event *wait)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    int32_t *table = NULL, *lens = NULL;
+    const size_t n = (size_t)p->B * (size_t)p->max_pages; /* fits: the buffer check passed */
+    if (!p->has_block_table)
+        return CLATTN_SUCCESS;
+    table = clattn__malloc(n * sizeof *table);
+    CLATTN_CHECK(table != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "block_table: host copy of %zu entries", n);
+    CLATTN_CL(cla_EnqueueReadBuffer(queue, args->block_table, CL_TRUE, args->block_table_offset, n * sizeof *table,
+                                    table, num_wait, wait, NULL));
+    if (p->has_key_lengths) {
+        lens = clattn__malloc((size_t)p->B * sizeof *lens);
+        CLATTN_CHECK(lens != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "key_lengths: host copy");
+        CLATTN_CL(cla_EnqueueReadBuffer(queue, args->key_lengths, CL_TRUE, args->key_lengths_offset,
+                                        (size_t)p->B * sizeof *lens, lens, num_wait, wait, NULL));
+    }
+    for (int64_t b = 0; b < p->B; b++) {
+        /* the pages sequence b reaches: its key length clamped as the kernels clamp it */
+        const int64_t len = lens ? (lens[b] < 0 ? 0 : lens[b] > p->Nk ? p->Nk : lens[b]) : p->Nk;
+        const int64_t pages = (len + p->page_size - 1) / p->page_size;
+        for (int64_t j = 0; j < pages; j++) {
+            const int32_t e = table[b * p->max_pages + j];
+            CLATTN_CHECK(e >= 0 && e < p->num_pages, CLATTN_ERROR_INVALID_BLOCK_TABLE,
+                         "block_table[%lld][%lld] = %d is not a page of the pool (0..%lld); sequence %lld has %lld "
+                         "keys",
+                         (long long)b, (long long)j, (int)e, (long long)(p->num_pages - 1), (long long)b,
+                         (long long)len);
+        }
+    }
+cleanup:
+    clattn__free(table);
+    clattn__free(lens);
     return status;
 }

@@ -81,6 +81,46 @@ cleanup:
     return status;
 }
 
+/* Outputs must not overlap an input or each other: the reference reads
+ * bias, slopes and lengths while it writes o and lse. Separate from
+ * clattn__host_problem so that the host call can first refuse a problem too
+ * large for the device (whose claimed views may span other arrays). */
+clattn_status clattn__host_aliasing(clattn_context *ctx, const clattn__problem *p, const clattn_host_args *h);
+clattn_status clattn__host_aliasing(clattn_context *ctx, const clattn__problem *p, const clattn_host_args *h)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    {
+        enum { N = 10 };
+        static const char *const names[N] = {"q", "k", "v", "o", "lse", "bias",
+                                             "alibi", "key_lengths", "cu_seqlens_q", "cu_seqlens_k"};
+        const void *ptr[N] = {h->q.data, h->k.data, h->v.data, h->o.data, p->has_lse ? h->lse.data : NULL,
+                              p->has_bias ? h->bias.data : NULL, h->alibi, h->key_lengths,
+                              h->cu_seqlens_q, h->cu_seqlens_k};
+        const size_t bytes[N] = {p->need_bytes[CLATTN__T_Q], p->need_bytes[CLATTN__T_K], p->need_bytes[CLATTN__T_V],
+                                 p->need_bytes[CLATTN__T_O], p->need_bytes[CLATTN__T_LSE],
+                                 p->need_bytes[CLATTN__T_BIAS], (size_t)p->Hq * sizeof(float),
+                                 (size_t)p->B * sizeof(int32_t), (size_t)(p->B + 1) * sizeof(int32_t),
+                                 (size_t)(p->B + 1) * sizeof(int32_t)};
+        for (int i = CLATTN__T_O; i <= CLATTN__T_LSE; i++) {
+            const uintptr_t lo = (uintptr_t)ptr[i];
+            if (!ptr[i])
+                continue;
+            for (int j = 0; j < N; j++) {
+                const uintptr_t lo2 = (uintptr_t)ptr[j];
+                if (j == i || !ptr[j])
+                    continue;
+                /* overlap test without a sum that could wrap around */
+                CLATTN_CHECK(!(lo2 >= lo && lo2 - lo < bytes[i]) && !(lo >= lo2 && lo - lo2 < bytes[j]),
+                             CLATTN_ERROR_ALIASING,
+                             "%s: output memory (%zu bytes) overlaps %s (%zu bytes)", names[i], bytes[i], names[j],
+                             bytes[j]);
+            }
+        }
+    }
+cleanup:
+    return status;
+}
+
 static double load(const void *data, clattn_dtype dt, size_t i)
 {
     switch (dt) {
@@ -115,6 +155,8 @@ clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_h
     double *q = NULL, *k = NULL, *v = NULL, *s = NULL, *acc = NULL;
     size_t nq, nk, nv;
     status = clattn__host_problem(NULL, desc, args, &p);
+    if (status == CLATTN_SUCCESS)
+        status = clattn__host_aliasing(NULL, &p, args);
     if (status)
         return status;
     /* every element the (possibly packed or strided) views reach */
@@ -142,7 +184,14 @@ clattn_status clattn_reference(const clattn_attention_desc *desc, const clattn_h
             const int64_t k0 = p.has_varlen ? args->cu_seqlens_k[b] : 0;
             const int64_t Nq = p.has_varlen ? args->cu_seqlens_q[b + 1] - q0 : p.Nq;
             const int64_t Nk = p.has_varlen ? args->cu_seqlens_k[b + 1] - k0 : p.Nk;
-            const int64_t off = p.has_varlen ? (p.desc.align == CLATTN_ALIGN_BOTTOM_RIGHT ? Nk - Nq : 0) : p.off;
+            /* KEY_LENGTHS: against this sequence's key length, clamped as the kernels clamp it */
+            const int64_t klen = !p.has_key_lengths ? Nk
+                                 : args->key_lengths[b] < 0 ? 0
+                                 : args->key_lengths[b] > Nk ? Nk
+                                                             : args->key_lengths[b];
+            const int64_t off = p.desc.align == CLATTN_ALIGN_KEY_LENGTHS ? klen - Nq
+                                : p.has_varlen ? (p.desc.align == CLATTN_ALIGN_BOTTOM_RIGHT ? Nk - Nq : 0)
+                                               : p.off;
             for (int64_t h = 0; h < Hq; h++) {
                 const int64_t hk = h / hpk;
                 for (int64_t i = 0; i < Nq; i++) {

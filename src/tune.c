@@ -1,8 +1,9 @@
 /*
  * tune.c - tuning as data: the table of launch parameters per (vendor,
  * device, device type, variant, head dim), the automatic variant order per
- * device, and the fitting of parameters to a device's limits (work-group
- * size, local memory, vector loads).
+ * device, the fitting of parameters to a device's limits (work-group
+ * size, local memory, vector loads), and the checks of explicit launch
+ * parameters (clattn_plan_create_with_params), which are never adjusted.
  *
  * Lookup prefers the most specific matching entry: device name, then vendor,
  * then device type, then the generic default. Entries of one specificity are
@@ -100,6 +101,8 @@ const clattn_variant *clattn__tune_order(const clattn_context *ctx)
     return best->order;
 }
 
+static clattn_status fit(const clattn_context *ctx, const clattn__problem *p, clattn__params *io, int guess);
+
 size_t clattn__tile_local_bytes(const clattn__problem *p, const clattn__params *pr)
 {
     const size_t dmax = (size_t)(p->D > p->Dv ? p->D : p->Dv);
@@ -114,12 +117,19 @@ clattn_status clattn__tune_params(const clattn_context *ctx, const clattn__probl
     const tune_entry *best = NULL;
     int best_spec = -1;
     const int dmax = (int)(p->D > p->Dv ? p->D : p->Dv);
-    /* A tuning file measured on this very device comes first. */
-    if (clattn__tunefile_lookup(ctx, p, variant, out, source) == 1)
-        return clattn__tune_fit(ctx, p, out);
+    /* decode runs flash's kernel and shares its table entries, but not its
+     * tuning-file entries: those are measured on long query blocks, and
+     * their rows and block_m waste work on a handful of query rows. */
+    const clattn_variant table_variant = variant == CLATTN_VARIANT_DECODE ? CLATTN_VARIANT_FLASH : variant;
+    /* A tuning file measured on this very device comes first, fitted to the
+     * problem's and the device's hard limits like the table's entries (but
+     * not to the table's register-pressure guess: the entry was measured);
+     * one that cannot fit falls through to the table. */
+    if (clattn__tunefile_lookup(ctx, p, variant, out, source) == 1 && fit(ctx, p, out, 0) == CLATTN_SUCCESS)
+        return CLATTN_SUCCESS;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         int s;
-        if (table[i].variant != variant || table[i].d_max < dmax)
+        if (table[i].variant != table_variant || table[i].d_max < dmax)
             continue;
         s = match(ctx, table[i].vendor, table[i].device, table[i].type);
         if (s > best_spec) /* strictly greater: the first entry of a specificity wins */
@@ -135,6 +145,12 @@ clattn_status clattn__tune_params(const clattn_context *ctx, const clattn__probl
 
 clattn_status clattn__tune_fit(const clattn_context *ctx, const clattn__problem *p, clattn__params *io)
 {
+    return fit(ctx, p, io, 1);
+}
+
+/* guess: also widen row groups where the accumulator would not fit in registers */
+static clattn_status fit(const clattn_context *ctx, const clattn__problem *p, clattn__params *io, int guess)
+{
     const int is_cpu = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
     const size_t local_budget = ctx->local_mem > 512 ? (size_t)ctx->local_mem - 256 : 0;
     clattn__params pr = *io;
@@ -145,7 +161,7 @@ clattn_status clattn__tune_fit(const clattn_context *ctx, const clattn__problem 
         pr.vec = 1;
     /* Keep each work-item's accumulator (ceil(Dv / tpr) * rows floats) in
      * registers on GPUs: more work-items per row for large Dv. */
-    {
+    if (guess) {
         const int cap = is_cpu ? 256 : 64;
         while (pr.tpr < 32 && ((p->Dv + pr.tpr - 1) / pr.tpr) * pr.rows > cap)
             pr.tpr *= 2;
@@ -164,5 +180,93 @@ clattn_status clattn__tune_fit(const clattn_context *ctx, const clattn__problem 
         return CLATTN_ERROR_DEVICE_LIMIT;
     pr.wg = pr.block_m / pr.rows * pr.tpr;
     *io = pr;
+    return CLATTN_SUCCESS;
+}
+
+/* ------------------------------------------------------------ explicit launch parameters */
+
+/* Which variants take which field: bit (1 << variant). */
+#define V_(v) (1u << (v))
+#define TILE_VARIANTS_ (V_(CLATTN_VARIANT_TILED) | V_(CLATTN_VARIANT_FLASH) | V_(CLATTN_VARIANT_DECODE))
+
+clattn_status clattn__params_fields(clattn_context *ctx, clattn_variant variant, const clattn_launch_params *req)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    const struct {
+        const char *name;
+        int value;
+        unsigned variants;
+    } f[] = {
+        {"block_m", req->block_m, TILE_VARIANTS_}, {"block_n", req->block_n, TILE_VARIANTS_},
+        {"rows", req->rows, TILE_VARIANTS_},       {"tpr", req->tpr, TILE_VARIANTS_},
+        {"vec", req->vec, TILE_VARIANTS_},         {"wg", req->wg, V_(CLATTN_VARIANT_NAIVE)},
+        {"splits", req->splits, V_(CLATTN_VARIANT_DECODE)},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        CLATTN_CHECK(f[i].value >= 0, CLATTN_ERROR_INVALID_PARAMS, "params.%s: %d is negative (0 = the scheduler's choice)",
+                     f[i].name, f[i].value);
+        CLATTN_CHECK(f[i].value == 0 || (f[i].variants & V_(variant)), CLATTN_ERROR_INVALID_PARAMS,
+                     "params.%s: the %s variant takes no %s%s", f[i].name, clattn_variant_name(variant), f[i].name,
+                     variant == CLATTN_VARIANT_GEMM ? " (it has no launch parameters)"
+                     : !strcmp(f[i].name, "wg") ? " (its work-group size is block_m / rows * tpr)"
+                                                 : "");
+    }
+cleanup:
+    return status;
+}
+
+clattn_status clattn__params_apply(clattn_context *ctx, const clattn__problem *p, const clattn_launch_params *req,
+                                   clattn__params *io)
+{
+    clattn_status status = CLATTN_SUCCESS;
+    const size_t local_budget = ctx->local_mem > 512 ? (size_t)ctx->local_mem - 256 : 0;
+    clattn__params pr = *io;
+    size_t local;
+    long wg;
+    if (req->block_m)
+        pr.block_m = req->block_m;
+    if (req->block_n)
+        pr.block_n = req->block_n;
+    if (req->rows)
+        pr.rows = req->rows;
+    if (req->tpr)
+        pr.tpr = req->tpr;
+    if (req->vec)
+        pr.vec = req->vec;
+    /* Bounds that keep the kernels' private arrays and loops sane. */
+    CLATTN_CHECK(pr.block_m >= 1 && pr.block_m <= 1024, CLATTN_ERROR_INVALID_PARAMS, "params.block_m: %d is outside 1..1024",
+                 pr.block_m);
+    CLATTN_CHECK(pr.block_n >= 1 && pr.block_n <= 1024, CLATTN_ERROR_INVALID_PARAMS, "params.block_n: %d is outside 1..1024",
+                 pr.block_n);
+    CLATTN_CHECK(pr.rows >= 1 && pr.rows <= 32, CLATTN_ERROR_INVALID_PARAMS, "params.rows: %d is outside 1..32", pr.rows);
+    CLATTN_CHECK(pr.tpr >= 1 && pr.tpr <= 256, CLATTN_ERROR_INVALID_PARAMS, "params.tpr: %d is outside 1..256", pr.tpr);
+    CLATTN_CHECK(pr.vec == 1 || pr.vec == 4, CLATTN_ERROR_INVALID_PARAMS, "params.vec: %d is not 1 or 4", pr.vec);
+    CLATTN_CHECK(pr.block_m % pr.rows == 0, CLATTN_ERROR_INVALID_PARAMS,
+                 "params.%s: rows = %d does not divide block_m = %d", req->rows ? "rows" : "block_m", pr.rows,
+                 pr.block_m);
+    CLATTN_CHECK(pr.vec == 1 || (p->D % 4 == 0 && p->Dv % 4 == 0 && p->q.strides[3] == 1 && p->k.strides[3] == 1 &&
+                                 p->v.strides[3] == 1),
+                 CLATTN_ERROR_INVALID_PARAMS,
+                 "params.vec: 4 needs D and Dv multiples of 4 (here %lld, %lld) and contiguous q, k, v rows",
+                 (long long)p->D, (long long)p->Dv);
+    wg = (long)(pr.block_m / pr.rows) * pr.tpr;
+    CLATTN_CHECK((size_t)wg <= ctx->max_wg, CLATTN_ERROR_INVALID_PARAMS,
+                 "params.%s: block_m / rows * tpr = %d / %d * %d = %ld work-items exceed the device's %zu",
+                 req->tpr ? "tpr" : req->block_m ? "block_m" : "rows", pr.block_m, pr.rows, pr.tpr, wg, ctx->max_wg);
+    local = clattn__tile_local_bytes(p, &pr);
+    CLATTN_CHECK(local <= local_budget, CLATTN_ERROR_INVALID_PARAMS,
+                 "params.%s: block_m = %d and block_n = %d need %zu bytes of local memory, the device has %zu",
+                 req->block_n ? "block_n" : "block_m", pr.block_m, pr.block_n, local, local_budget);
+    pr.wg = (int)wg;
+    *io = pr;
+cleanup:
+    return status;
+}
+
+clattn_status clattn_plan_launch_params(const clattn_plan *plan, clattn_launch_params *out)
+{
+    if (!plan || !out)
+        return CLATTN_ERROR_NULL_ARGUMENT;
+    *out = plan->actual;
     return CLATTN_SUCCESS;
 }

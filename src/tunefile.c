@@ -7,7 +7,8 @@
  *    "entries": [{"device": "<CL_DEVICE_NAME>", "driver": "<CL_DRIVER_VERSION>",
  *                 "variant": "flash", "d_max": 64, "block_m": 16, "block_n": 64,
  *                 "rows": 4, "tpr": 1, "vec": 4, ...}, ...]}
- * Other keys (measured GFLOP/s, dates) are ignored. An entry applies when
+ * Entries of the naive variant carry "wg" (work-group size) instead of the
+ * five tile fields. Other keys (measured GFLOP/s, dates) are ignored. An entry applies when
  * device name and driver version match the context's exactly; among those for
  * a variant, the smallest d_max >= max(D, Dv) wins. The file is
  * CLATTN_TUNING_FILE, else tuning.json in the program-cache directory.
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cache.h"
 #include "internal.h"
@@ -33,7 +35,7 @@ typedef struct tune_rec {
 } tune_rec;
 
 enum { F_DEVICE = 1, F_DRIVER = 2, F_VARIANT = 4, F_DMAX = 8, F_BM = 16, F_BN = 32, F_ROWS = 64, F_TPR = 128,
-       F_VEC = 256, F_ALL = 511 };
+       F_VEC = 256, F_ALL = 511, F_WG = 512, F_NAIVE = F_DEVICE | F_DRIVER | F_VARIANT | F_DMAX | F_WG };
 
 typedef struct parser {
     const char *s, *end;
@@ -171,7 +173,7 @@ static int entry(parser *ps, tune_rec *r)
             const char *name;
             int bit;
         } ints[] = {{"d_max", F_DMAX}, {"block_m", F_BM}, {"block_n", F_BN}, {"rows", F_ROWS}, {"tpr", F_TPR},
-                    {"vec", F_VEC}};
+                    {"vec", F_VEC},   {"wg", F_WG}};
         int done = 0;
         if (!str(ps, key, sizeof key) || !expect(ps, ':'))
             return 0;
@@ -184,7 +186,7 @@ static int entry(parser *ps, tune_rec *r)
         for (size_t i = 0; !done && i < sizeof ints / sizeof ints[0]; i++) {
             double v;
             int is_int;
-            int *dst[] = {&r->d_max, &r->p.block_m, &r->p.block_n, &r->p.rows, &r->p.tpr, &r->p.vec};
+            int *dst[] = {&r->d_max, &r->p.block_m, &r->p.block_n, &r->p.rows, &r->p.tpr, &r->p.vec, &r->p.wg};
             if (strcmp(key, ints[i].name))
                 continue;
             if (!num(ps, &v, &is_int))
@@ -208,7 +210,12 @@ static int entry(parser *ps, tune_rec *r)
             return 0;
         break;
     }
-    if (r->have != F_ALL)
+    if ((r->have & F_VARIANT) && !strcmp(r->variant, "naive")) {
+        if ((r->have & F_NAIVE) != F_NAIVE)
+            return fail(ps, "a naive entry lacks one of device, driver, variant, d_max, wg");
+        return 1;
+    }
+    if ((r->have & F_ALL) != F_ALL)
         return fail(ps, "an entry lacks one of device, driver, variant, d_max, block_m, block_n, rows, tpr, vec");
     if (r->p.block_m % r->p.rows || (r->p.vec != 1 && r->p.vec != 4))
         return fail(ps, "an entry has rows not dividing block_m or vec other than 1 and 4");
@@ -216,8 +223,10 @@ static int entry(parser *ps, tune_rec *r)
     return 1;
 }
 
-/* Parse a whole file into a malloc'ed array; NULL with err set on failure. */
-static tune_rec *parse_file(const char *path, int *count, char *err, size_t errn)
+/* Parse a whole file into a malloc'ed array; NULL with err set on failure,
+ * and *io set when the file could not be opened or read (not a content
+ * error). */
+static tune_rec *parse_file(const char *path, int *count, char *err, size_t errn, int *io)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL, key[32];
@@ -225,14 +234,27 @@ static tune_rec *parse_file(const char *path, int *count, char *err, size_t errn
     parser ps;
     long size;
     int n = 0, format_seen = 0, entries_seen = 0;
+    struct stat sb;
     *count = 0;
+    *io = 1;
     memset(&ps, 0, sizeof ps);
     if (!f) {
         snprintf(err, errn, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) || (size_t)size > TUNE_MAX_FILE) {
-        snprintf(err, errn, "%s: unreadable or larger than %u bytes", path, TUNE_MAX_FILE);
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(err, errn, "%s: is a directory, not a tuning file", path);
+        fclose(f);
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+        snprintf(err, errn, "%s: unreadable", path);
+        fclose(f);
+        return NULL;
+    }
+    *io = 0;
+    if ((size_t)size > TUNE_MAX_FILE) {
+        snprintf(err, errn, "%s: larger than %u bytes", path, TUNE_MAX_FILE);
         fclose(f);
         return NULL;
     }
@@ -240,6 +262,7 @@ static tune_rec *parse_file(const char *path, int *count, char *err, size_t errn
     recs = clattn__calloc(TUNE_MAX_ENTRIES, sizeof *recs);
     if (!buf || !recs || fread(buf, 1, (size_t)size, f) != (size_t)size) {
         snprintf(err, errn, "%s: %s", path, buf && recs ? "read error" : "out of host memory");
+        *io = buf && recs;
         goto bad;
     }
     ps.s = buf;
@@ -344,7 +367,7 @@ int clattn__tunefile_lookup(const clattn_context *ctx, const clattn__problem *p,
     tune_rec *recs;
     const tune_rec *best = NULL;
     const int dmax = (int)(p->D > p->Dv ? p->D : p->Dv);
-    int n;
+    int n, io;
     if (!default_path(path, sizeof path))
         return 0;
     {
@@ -353,7 +376,7 @@ int clattn__tunefile_lookup(const clattn_context *ctx, const clattn__problem *p,
             return 0;
         fclose(probe);
     }
-    recs = parse_file(path, &n, err, sizeof err);
+    recs = parse_file(path, &n, err, sizeof err, &io);
     if (!recs)
         return 0; /* never trusted; clattn_tuning_file_load() says why */
     for (int i = 0; i < n; i++) {
@@ -375,7 +398,7 @@ clattn_status clattn_tuning_file_load(clattn_context *ctx, const char *path, int
 {
     char buf[4096], err[512];
     tune_rec *recs;
-    int n, count = 0;
+    int n, count = 0, io = 0;
     if (!ctx || !applicable)
         return CLATTN_ERROR_NULL_ARGUMENT;
     clattn__clear_error(ctx);
@@ -385,12 +408,25 @@ clattn_status clattn_tuning_file_load(clattn_context *ctx, const char *path, int
             return clattn__error(ctx, CLATTN_ERROR_NOT_FOUND, __func__, "no tuning file (CLATTN_TUNING_FILE=off or no cache directory)");
         path = buf;
     }
-    recs = parse_file(path, &n, err, sizeof err);
+    recs = parse_file(path, &n, err, sizeof err, &io);
     if (!recs)
-        return clattn__error(ctx, errno == ENOENT ? CLATTN_ERROR_IO : CLATTN_ERROR_TUNING_FILE, __func__, "%s", err);
+        return clattn__error(ctx, io ? CLATTN_ERROR_IO : CLATTN_ERROR_TUNING_FILE, __func__, "%s", err);
     for (int i = 0; i < n; i++)
         count += applies(ctx, &recs[i]);
     clattn__free(recs);
     *applicable = count;
+    return CLATTN_SUCCESS;
+}
+
+clattn_status clattn_tuning_file_path(char *buf, size_t size)
+{
+    char path[4096];
+    if (!buf)
+        return CLATTN_ERROR_NULL_ARGUMENT;
+    if (!default_path(path, sizeof path))
+        return CLATTN_ERROR_NOT_FOUND;
+    if (strlen(path) >= size)
+        return CLATTN_ERROR_INVALID_VALUE;
+    memcpy(buf, path, strlen(path) + 1);
     return CLATTN_SUCCESS;
 }

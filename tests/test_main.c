@@ -87,10 +87,12 @@ static const struct {
     Suite *(*make)(void);
 } suites[] = {
     {"status", suite_status},       {"context", suite_context}, {"npy", suite_npy},
-    {"reference", suite_reference}, {"validate", suite_validate}, {"naive", suite_naive},
-    {"plan", suite_plan}, {"decode", suite_decode},           {"tiled", suite_tiled},         {"flash", suite_flash},
+    {"reference", suite_reference}, {"validate", suite_validate}, {"badinput", suite_badinput}, {"naive", suite_naive},
+    {"plan", suite_plan}, {"decode", suite_decode}, {"kv", suite_kv},           {"tiled", suite_tiled},         {"flash", suite_flash},
     {"cache", suite_cache},         {"faults", suite_faults},
     {"gemm", suite_gemm},
+    {"mha", suite_mha},
+    {"tune", suite_tune},
 };
 
 int main(int argc, char **argv)

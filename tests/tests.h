@@ -21,11 +21,15 @@ Suite *suite_tiled(void);
 Suite *suite_flash(void);
 Suite *suite_plan(void);
 Suite *suite_decode(void);
+Suite *suite_kv(void);
 Suite *suite_validate(void);
+Suite *suite_badinput(void);
 Suite *suite_cache(void);
 Suite *suite_faults(void);
 Suite *suite_gemm(void);
 Suite *suite_gemm_matrix(void); /* the variant matrix of test_variants.c for gemm */
+Suite *suite_mha(void);
+Suite *suite_tune(void);
 
 /* Deterministic random numbers (splitmix64); the runner seeds from
  * CLATTN_TEST_SEED or the clock and prints the seed. */

@@ -6,6 +6,7 @@
  *                                  device, optionally verified against the CPU reference
  *   clattn prof ...                time variants over a sweep of sizes (tools/prof.c)
  *   clattn check ...               random cases against the CPU reference (tools/check.c)
+ *   clattn mha --x --wq ... --heads  one multi-head attention layer on .npy inputs (tools/mha.c)
  *   clattn random --shape ...      write a .npy of deterministic random numbers (a fresh
  *                                  machine has no numpy to make inputs with)
  *
@@ -43,6 +44,8 @@ static const char usage_main[] =
     "  run       run attention on .npy inputs, optionally verify, write O and LSE\n"
     "  prof      time variants over a sweep of sizes against the device's measured ceilings\n"
     "  check     run random attention cases against the CPU reference (seeded, reproducible)\n"
+    "  tune      search each variant's launch parameters on the device, write a tuning file\n"
+    "  mha       run a multi-head attention layer (projections, RoPE, attention) on .npy inputs\n"
     "  random    write a .npy of deterministic uniform random numbers\n"
     "  help      show this text, or 'clattn help <command>'\n"
     "\n"
@@ -54,7 +57,8 @@ static const char usage_main[] =
     "or a name substring); CLATTN_VARIANT overrides the automatic variant choice;\n"
     "CLATTN_CACHE_DIR moves the compiled-kernel cache (default $XDG_CACHE_HOME/clattn or\n"
     "~/.cache/clattn; 'off' disables it); CLATTN_PARAMS=block_m,block_n,rows,tpr,vec forces\n"
-    "the launch parameters of the tiled and flash variants.\n"
+    "the launch parameters of the tiled and flash variants; CLATTN_TUNING_FILE names the\n"
+    "tuning file 'clattn tune' writes (default tuning.json in the cache directory; 'off').\n"
     "exit status: 0 ok, 1 verification failed, 2 bad usage or input, 3 device or OpenCL error\n";
 
 static const char usage_devices[] =
@@ -82,7 +86,8 @@ static const char usage_run[] =
     "attention:\n"
     "  --scale S             logit scale (default 1/sqrt(D)); finite and nonzero\n"
     "  --causal              causal mask (key j kept when j <= i + off)\n"
-    "  --align A             top-left (off = 0, default) or bottom-right (off = Nk - Nq);\n"
+    "  --align A             top-left (off = 0, default), bottom-right (off = Nk - Nq) or\n"
+    "                        key-lengths (off = len[b] - Nq for each sequence, with --key-lengths);\n"
     "                        applies to --causal, --window and --alibi\n"
     "  --window L,R          sliding window: keep i+off-L <= j <= i+off+R (-1 = unbounded)\n"
     "  --softcap C           s = C * tanh(s / C); 0 = off\n"
@@ -314,7 +319,7 @@ int check_out_path(const char *arg, const char *path)
 /* Small helpers: shapes, npy types, JSON                                   */
 /* ------------------------------------------------------------------------ */
 
-static const char *npy_type_name(clattn_npy_type t)
+const char *npy_type_name(clattn_npy_type t)
 {
     switch (t) {
     case CLATTN_NPY_F32: return "float32";
@@ -327,7 +332,7 @@ static const char *npy_type_name(clattn_npy_type t)
 }
 
 /* "[1,2,5,64]" into buf. */
-static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t size)
+const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t size)
 {
     size_t used = 0;
     used += (size_t)snprintf(buf, size, "[");
@@ -806,6 +811,8 @@ static int run_parse(int argc, char **argv, run_opts *ro)
         /* The library reads scale 0 as "default"; passing it would silently change the meaning. */
         if (s == 0.0)
             return fail(RC_USAGE, "--scale", "0 is not supported (omit --scale for the default 1/sqrt(D))");
+        if ((float)s == 0.0f) /* e.g. 1e-50: rounds to float32 0, which would mean the default */
+            return fail(RC_USAGE, "--scale", "'%s' rounds to 0 in float32", ro->scale);
         d->scale = (float)s;
     }
     if (ro->softcap) {
@@ -814,6 +821,8 @@ static int run_parse(int argc, char **argv, run_opts *ro)
             return RC_USAGE;
         if (c < 0.0)
             return fail(RC_USAGE, "--softcap", "'%s' is negative (0 = off, else C > 0)", ro->softcap);
+        if (c > 0.0 && (float)c == 0.0f) /* would silently turn the cap off */
+            return fail(RC_USAGE, "--softcap", "'%s' rounds to 0 (off) in float32", ro->softcap);
         d->softcap = (float)c;
     }
     if (ro->align) {
@@ -821,8 +830,10 @@ static int run_parse(int argc, char **argv, run_opts *ro)
             d->align = CLATTN_ALIGN_TOP_LEFT;
         else if (!strcmp(ro->align, "bottom-right"))
             d->align = CLATTN_ALIGN_BOTTOM_RIGHT;
+        else if (!strcmp(ro->align, "key-lengths"))
+            d->align = CLATTN_ALIGN_KEY_LENGTHS;
         else
-            return fail(RC_USAGE, "--align", "'%s' is neither top-left nor bottom-right", ro->align);
+            return fail(RC_USAGE, "--align", "'%s' is not top-left, bottom-right or key-lengths", ro->align);
     }
     if (ro->window) {
         int64_t w[2];
@@ -855,7 +866,7 @@ static int run_parse(int argc, char **argv, run_opts *ro)
     return RC_OK;
 }
 
-static int load_npy(const char *arg, const char *path, clattn_npy *out)
+int load_npy(const char *arg, const char *path, clattn_npy *out)
 {
     char err[512] = "";
     clattn_status st = clattn_npy_load(path, out, err, sizeof err);
@@ -919,6 +930,9 @@ static int run_load(const run_opts *ro, inputs *in)
     if (qs[1] % ks[1] != 0)
         return fail(RC_USAGE, "--k", "%lld key/value heads do not divide the %lld query heads of --q",
                     (long long)ks[1], (long long)qs[1]);
+    if (qs[3] > CLATTN_MAX_HEAD_DIM || vs[3] > CLATTN_MAX_HEAD_DIM)
+        return fail(RC_USAGE, qs[3] > CLATTN_MAX_HEAD_DIM ? "--q" : "--v", "head dimension %lld exceeds %d",
+                    (long long)(qs[3] > CLATTN_MAX_HEAD_DIM ? qs[3] : vs[3]), CLATTN_MAX_HEAD_DIM);
     in->dtype = in->q.type == CLATTN_NPY_F16 ? CLATTN_F16 : CLATTN_F32;
     in->B = qs[0];
     in->Hq = qs[1];
@@ -1011,7 +1025,7 @@ static void result_free(result *r)
     memset(r, 0, sizeof *r);
 }
 
-static cl_int upload(cl_context c, cl_command_queue q, const void *data, size_t bytes, cl_mem *out)
+cl_int upload(cl_context c, cl_command_queue q, const void *data, size_t bytes, cl_mem *out)
 {
     cl_int err;
     *out = clCreateBuffer(c, CL_MEM_READ_ONLY, bytes, NULL, &err);
@@ -1026,7 +1040,7 @@ static cl_int upload(cl_context c, cl_command_queue q, const void *data, size_t 
  * fails --verify. Written from the host: clEnqueueFillBuffer is itself a
  * kernel that some implementations (PoCL) compile at first use, which would
  * dominate a short run. */
-static cl_int make_output(cl_context c, cl_command_queue q, size_t elem, size_t bytes, cl_mem *out)
+cl_int make_output(cl_context c, cl_command_queue q, size_t elem, size_t bytes, cl_mem *out)
 {
     cl_int err;
     unsigned char *poison;
@@ -1398,7 +1412,7 @@ static double dense_flops(const inputs *in)
 
 static const char *align_name(clattn_align a)
 {
-    return a == CLATTN_ALIGN_BOTTOM_RIGHT ? "bottom-right" : "top-left";
+    return a == CLATTN_ALIGN_BOTTOM_RIGHT ? "bottom-right" : a == CLATTN_ALIGN_KEY_LENGTHS ? "key-lengths" : "top-left";
 }
 
 static void print_json(const run_opts *ro, const inputs *in, const result *res, const verdict *vd,
@@ -1680,10 +1694,14 @@ int main(int argc, char **argv)
             fputs(usage_prof, stdout);
         else if (!strcmp(argv[2], "check"))
             fputs(usage_check, stdout);
+        else if (!strcmp(argv[2], "tune"))
+            fputs(usage_tune, stdout);
+        else if (!strcmp(argv[2], "mha"))
+            fputs(usage_mha, stdout);
         else if (!strcmp(argv[2], "help"))
             fputs(usage_main, stdout);
         else
-            return fail(RC_USAGE, argv[2], "unknown command (commands: devices, run, prof, check, random)");
+            return fail(RC_USAGE, argv[2], "unknown command (commands: devices, run, prof, check, tune, mha, random)");
         return RC_OK;
     }
     if (!strcmp(cmd, "devices"))
@@ -1696,6 +1714,10 @@ int main(int argc, char **argv)
         return cmd_prof(argc - 2, argv + 2);
     if (!strcmp(cmd, "check"))
         return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tune"))
+        return cmd_tune(argc - 2, argv + 2);
+    if (!strcmp(cmd, "mha"))
+        return cmd_mha(argc - 2, argv + 2);
     return fail(RC_USAGE, cmd, "unknown command (see 'clattn --help')");
 }
 

@@ -1,8 +1,9 @@
 /*
  * cli.h - what the subcommands of the clattn tool share: exit codes, error
  * reporting, option parsing, JSON text, opening a device, atomic file
- * output. Defined in tools/clattn.c; the subcommands prof and check live in
- * tools/prof.c and tools/check.c.
+ * output. Defined in tools/clattn.c; the subcommands prof, check and tune
+ * live in tools/prof.c, tools/check.c and tools/tune.c, the measuring helpers
+ * in tools/measure.c.
  */
 #ifndef CLATTN_TOOL_CLI_H
 #define CLATTN_TOOL_CLI_H
@@ -47,6 +48,16 @@ int parse_int_list(const char *arg, const char *s, int64_t *out, int max, int *n
 /* The path names a file in an existing, writable directory. */
 int check_out_path(const char *arg, const char *path);
 
+/* "float32", ... for an npy type; "[1,2,5,64]" into buf. */
+const char *npy_type_name(clattn_npy_type t);
+const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t size);
+/* Load a .npy, reporting a failure against arg; returns RC_OK or the exit code. */
+int load_npy(const char *arg, const char *path, clattn_npy *out);
+/* A device buffer holding bytes of data (written, blocking); an output
+ * buffer of bytes poisoned with NaN so unwritten elements fail verification. */
+cl_int upload(cl_context c, cl_command_queue q, const void *data, size_t bytes, cl_mem *out);
+cl_int make_output(cl_context c, cl_command_queue q, size_t elem, size_t bytes, cl_mem *out);
+
 void json_str(FILE *f, const char *s);
 /* A finite number, or null. */
 void json_num(FILE *f, double v);
@@ -77,12 +88,31 @@ int parse_variant_list(const char *arg, const char *s, const char *dflt, clattn_
 
 int cmd_prof(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_mha(int argc, char **argv); /* tools/mha.c */
 extern const char usage_prof[];
 extern const char usage_check[];
+extern const char usage_mha[];
 
 /* Element i of a host array stored as dt, written from / read as float
  * (f16 and bf16 round to nearest even). */
 void dtype_put(void *p, clattn_dtype dt, size_t i, float x);
 float dtype_get(const void *p, clattn_dtype dt, size_t i);
+
+/* ---- tools/measure.c: shared by prof and tune ---- */
+
+/* Enqueue n runs of plan on ctx's queue, wait, and store each run's device
+ * time (profiling events) in ms[0..n-1]; arg names the command in errors. */
+int time_plan_runs(clattn_context *ctx, const char *arg, clattn_plan *plan, const clattn_args *a, int n, double *ms);
+/* Sort v[0..n-1] and return its median. */
+double median_sorted(double *v, int n);
+/* The CPU reference (O and LSE, f32) of query rows [r0, r0 + nr) of every head
+ * of batch 0 of an Nq = Nk = N problem, no mask or a top-left causal one;
+ * row r of head h goes to ref_o[(h * ld + at + r) * D] and ref_lse[h * ld + at + r]. */
+int sample_reference(const char *arg, clattn_dtype dt, int64_t H, int64_t Hkv, int64_t N, int64_t D, const void *q,
+                     const void *k, const void *v, int causal, int64_t r0, int64_t nr, float *ref_o, float *ref_lse,
+                     int64_t ld, int64_t at);
+
+int cmd_tune(int argc, char **argv);
+extern const char usage_tune[];
 
 #endif

@@ -23,7 +23,6 @@
 #define PROF_MAX_SIZES 64
 #define PROF_WARMUP 2
 #define PROF_MAX_RUNS 100000  /* calibration never asks for more runs than this */
-#define PROF_BATCH 64         /* runs enqueued before waiting for their events */
 #define PROF_FULL_VERIFY_FLOPS 5e7 /* problems up to this size are verified on every row */
 
 const char usage_prof[] =
@@ -312,6 +311,24 @@ static int prof_load(const prof_opts *po, prof_state *ps, int64_t N, prof_inputs
     in->nl = count4(po->B, po->H, N, 1, &ovf);
     if (ovf)
         return fail(RC_USAGE, "--sizes", "N = %lld makes tensors too large for this machine", (long long)N);
+    {
+        /* A size the device cannot hold is refused before the host copies
+         * (as large) are allocated and filled. */
+        cl_device_id dev = NULL;
+        cl_ulong max_alloc = 0, global = 0;
+        const double qb = (double)in->nq * (double)in->esz, kb = (double)in->nkv * (double)in->esz;
+        const double total = 2.0 * qb + 2.0 * kb + (po->lse ? (double)in->nl * 4.0 : 0.0);
+        if (clattn_context_cl(ps->ctx, NULL, &dev, NULL) == CLATTN_SUCCESS &&
+            clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc, NULL) == CL_SUCCESS &&
+            clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global, &global, NULL) == CL_SUCCESS &&
+            (qb > (double)max_alloc || kb > (double)max_alloc || total > (double)global))
+            return fail(RC_DEVICE, "--sizes",
+                        "N = %lld needs %.3g GiB of device memory, buffers of up to %.3g GiB; the device has %.3g GiB, "
+                        "at most %.3g GiB per buffer (%s)",
+                        (long long)N, total / 1073741824.0, (qb > kb ? qb : kb) / 1073741824.0,
+                        (double)global / 1073741824.0, (double)max_alloc / 1073741824.0,
+                        clattn_status_message(CLATTN_ERROR_DEVICE_LIMIT));
+    }
     in->q = malloc(in->nq * in->esz);
     in->k = malloc(in->nkv * in->esz);
     in->v = malloc(in->nkv * in->esz);
@@ -392,35 +409,12 @@ static int prof_reference(const prof_opts *po, prof_inputs *in)
             return lib_fail(st, 0, "prof", "the CPU reference failed");
         return RC_OK;
     }
-    unsigned char *qh = malloc((size_t)(H * 8 * D) * in->esz);
-    float *oh = malloc((size_t)(H * 8 * D) * sizeof(float)), *lh = malloc((size_t)(H * 8) * sizeof(float));
-    if (!qh || !oh || !lh) {
-        free(qh), free(oh), free(lh);
-        return fail(RC_DEVICE, "--sizes", "out of host memory for the reference");
-    }
     for (int half = 0; half < 2; half++) {
-        const int64_t row0 = half ? N - 8 : 0;
-        for (int64_t h = 0; h < H; h++)
-            memcpy(qh + (size_t)(h * 8 * D) * in->esz, (unsigned char *)in->q + (size_t)((h * N + row0) * D) * in->esz,
-                   (size_t)(8 * D) * in->esz);
-        memset(&ha, 0, sizeof ha);
-        ha.q = (clattn_host_tensor){qh, po->dtype, {1, H, 8, D}};
-        ha.k = (clattn_host_tensor){in->k, po->dtype, {1, po->Hkv, N, D}}; /* batch 0 leads the buffer */
-        ha.v = (clattn_host_tensor){in->v, po->dtype, {1, po->Hkv, N, D}};
-        ha.o = (clattn_host_tensor){oh, CLATTN_F32, {1, H, 8, D}};
-        ha.lse = (clattn_host_tensor){lh, CLATTN_F32, {1, H, 8, 1}};
-        d.align = half ? CLATTN_ALIGN_BOTTOM_RIGHT : CLATTN_ALIGN_TOP_LEFT;
-        st = clattn_reference(&d, &ha);
-        if (st != CLATTN_SUCCESS) {
-            free(qh), free(oh), free(lh);
-            return lib_fail(st, 0, "prof", "the CPU reference failed");
-        }
-        for (int64_t h = 0; h < H; h++) {
-            memcpy(in->ref_o + (size_t)((h * 16 + half * 8) * D), oh + (size_t)(h * 8 * D), (size_t)(8 * D) * 4);
-            memcpy(in->ref_lse + (size_t)(h * 16 + half * 8), lh + (size_t)(h * 8), 8 * 4);
-        }
+        const int rc = sample_reference("prof", po->dtype, H, po->Hkv, N, D, in->q, in->k, in->v, po->causal,
+                                        half ? N - 8 : 0, 8, in->ref_o, in->ref_lse, 16, half * 8);
+        if (rc != RC_OK)
+            return rc;
     }
-    free(qh), free(oh), free(lh);
     return RC_OK;
 }
 
@@ -434,66 +428,11 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static cl_int event_time(cl_event ev, cl_profiling_info what, cl_ulong *t)
-{
-    return clGetEventProfilingInfo(ev, what, sizeof *t, t, NULL);
-}
-
-/*
- * Enqueue n runs, wait for all, store their device times in ms[0..n-1].
- *
- * A plan may enqueue several commands (the gemm variant does) and its event
- * is that of the last one, so a run is timed like a CUDA event pair: from a
- * marker enqueued just before it to the end of its event. The start is never
- * before the end of the run ahead of it (an implementation that stamps a
- * marker early cannot charge a run for the previous one) nor after the start
- * of the run's own event.
- */
+/* Enqueue n runs, wait for all, store their device times in ms[0..n-1]
+ * (tools/measure.c says how a run is timed). */
 static int timed_runs(prof_state *ps, clattn_plan *plan, const clattn_args *a, int n, double *ms)
 {
-    cl_event ev[PROF_BATCH], mk[PROF_BATCH];
-    cl_ulong prev_end = 0;
-    int rc = RC_OK;
-    for (int done = 0; done < n && rc == RC_OK;) {
-        const int b = n - done < PROF_BATCH ? n - done : PROF_BATCH;
-        int queued = 0;
-        cl_int err = CL_SUCCESS;
-        for (; queued < b; queued++) {
-            err = clEnqueueMarkerWithWaitList(ps->queue, 0, NULL, &mk[queued]);
-            if (err != CL_SUCCESS) {
-                rc = cl_fail(err, "prof", "enqueueing a marker failed");
-                break;
-            }
-            clattn_status st = clattn_plan_run(plan, a, NULL, 0, NULL, &ev[queued]);
-            if (st != CLATTN_SUCCESS) {
-                clReleaseEvent(mk[queued]);
-                rc = lib_fail(st, 0, "prof", clattn_context_last_error(ps->ctx));
-                break;
-            }
-        }
-        err = queued ? clWaitForEvents((cl_uint)queued, ev) : CL_SUCCESS;
-        if (err != CL_SUCCESS && rc == RC_OK)
-            rc = cl_fail(err, "prof", "waiting for the attention kernels failed");
-        for (int i = 0; i < queued; i++) {
-            cl_ulong m_end = 0, e_start = 0, e_end = 0;
-            if (rc == RC_OK &&
-                ((err = event_time(mk[i], CL_PROFILING_COMMAND_END, &m_end)) != CL_SUCCESS ||
-                 (err = event_time(ev[i], CL_PROFILING_COMMAND_START, &e_start)) != CL_SUCCESS ||
-                 (err = event_time(ev[i], CL_PROFILING_COMMAND_END, &e_end)) != CL_SUCCESS))
-                rc = cl_fail(err, "prof", "reading the profiling events failed");
-            if (rc == RC_OK) {
-                cl_ulong t0 = m_end > prev_end ? m_end : prev_end;
-                if (t0 > e_start)
-                    t0 = e_start;
-                ms[done + i] = e_end > t0 ? (double)(e_end - t0) * 1e-6 : 0.0;
-                prev_end = e_end;
-            }
-            clReleaseEvent(mk[i]);
-            clReleaseEvent(ev[i]);
-        }
-        done += queued;
-    }
-    return rc;
+    return time_plan_runs(ps->ctx, "prof", plan, a, n, ms);
 }
 
 static int verify_point(const prof_opts *po, prof_state *ps, prof_inputs *in, prof_rec *r)

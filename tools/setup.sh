@@ -3,7 +3,8 @@
 #   bash tools/setup.sh demo   build, list devices, run a verified attention demo
 #   bash tools/setup.sh test   build with -Werror, run every test suite, check the install,
 #                              run a subset under valgrind memcheck, then build again with
-#                              ASan + UBSan and run every suite there
+#                              ASan + UBSan and run every suite there, then fuzz the .npy
+#                              reader and the problem validator for a minute each
 # Missing Debian packages are installed with apt (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ if ! ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1; then
     pkgs+=(pocl-opencl-icd)
 fi
 if [ "$mode" = test ]; then
-    pkgs+=(valgrind)
+    pkgs+=(valgrind clang-14 libclang-rt-14-dev) # libFuzzer's runtime is in libclang-rt-14-dev
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -97,4 +98,30 @@ else
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C "$asan" --print-errorlogs --num-processes 2
     echo "sanitizers: every suite passed under ASan + LSan + UBSan ($asan)"
+
+    # libFuzzer on the .npy reader and the problem validator (tests/fuzz/):
+    # a separate clang build, the stored corpus first, then CLATTN_FUZZ_SECONDS
+    # (default 60) of fuzzing each, starting from tests/fuzz/corpus. New
+    # inputs go to a scratch directory; a crash stops the run and leaves its
+    # reproducer (crash-*) in $fuzz.
+    fuzz=${CLATTN_FUZZ_BUILD_DIR:-build-fuzz}
+    if [ -f "$fuzz/build.ninja" ]; then
+        meson configure "$fuzz" -Dfuzz=true -Dtests=disabled -Dwerror=true >/dev/null
+    else
+        CC=clang-14 meson setup "$fuzz" -Dfuzz=true -Dtests=disabled -Dwerror=true
+    fi
+    ninja -C "$fuzz" tests/fuzz/fuzz_npy tests/fuzz/fuzz_problem
+    meson test -C "$fuzz" --suite fuzz --print-errorlogs
+    for h in npy problem; do
+        scratch=$(mktemp -d)
+        if ! "$fuzz/tests/fuzz/fuzz_$h" -max_total_time="${CLATTN_FUZZ_SECONDS:-60}" -print_final_stats=1 \
+            -artifact_prefix="$fuzz/" "$scratch" "tests/fuzz/corpus/$h" >"$scratch.log" 2>&1; then
+            tail -n 60 "$scratch.log"
+            echo "fuzz: $h: crash; the reproducer (crash-*) is in $fuzz/" >&2
+            exit 1
+        fi
+        echo "fuzz: $h: $(awk '/^stat::number_of_executed_units/ {print $2}' "$scratch.log") executions in" \
+            "${CLATTN_FUZZ_SECONDS:-60} s, no crash ($(grep -E '^#[0-9]+[[:space:]]+DONE' "$scratch.log" | tail -n 1))"
+        rm -rf "$scratch" "$scratch.log"
+    done
 fi

@@ -10,10 +10,10 @@ int clattn__problem_options(const clattn__problem *p, char *buf, size_t n, size_
     return clattn__appendf(buf, n, len,
                            "-cl-std=CL1.2 -DHEAD_DIM=%lld -DHEAD_DIM_V=%lld -DIN_DTYPE=%d -DOUT_DTYPE=%d -DCAUSAL=%d "
                            "-DHAS_WINDOW=%d -DHAS_SOFTCAP=%d -DHAS_ALIBI=%d -DHAS_BIAS=%d -DHAS_KEYLEN=%d -DHAS_LSE=%d "
-                           "-DVARLEN=%d",
+                           "-DVARLEN=%d -DPAGED=%d",
                            (long long)p->D, (long long)p->Dv, (int)p->in_dtype, (int)p->out_dtype, p->desc.causal != 0,
                            p->desc.use_window != 0, p->desc.softcap > 0.0f, p->has_alibi, p->has_bias,
-                           p->has_key_lengths, p->has_lse, p->has_varlen);
+                           p->has_key_lengths, p->has_lse, p->has_varlen, p->has_block_table);
 }
 
 /* Sets consecutive kernel arguments, remembering the first failure. */
@@ -66,7 +66,12 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
     const cl_ulong cu_q_off = p->has_varlen ? args->cu_seqlens_q_offset / 4 : 0;
     const cl_ulong cu_k_off = p->has_varlen ? args->cu_seqlens_k_offset / 4 : 0;
     const cl_long total_q = p->total_q, total_k = p->total_k;
-    const cl_int align_br = p->desc.align == CLATTN_ALIGN_BOTTOM_RIGHT;
+    /* 0 top-left, 1 bottom-right, 2 against each sequence's key length */
+    const cl_int align_br = p->desc.align == CLATTN_ALIGN_KEY_LENGTHS ? 2 : p->desc.align == CLATTN_ALIGN_BOTTOM_RIGHT;
+    const cl_mem table = p->has_block_table ? args->block_table : NULL;
+    const cl_ulong table_off = p->has_block_table ? args->block_table_offset / 4 : 0;
+    const cl_int max_pages = (cl_int)p->max_pages, page_size = (cl_int)p->page_size;
+    const cl_long num_pages = p->num_pages;
 
     /* The plan's normalised strides with this call's buffers and offsets. */
     arg_view(&a, &p->q, args->q.buffer, args->q.offset, 4, 1);
@@ -94,6 +99,11 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
     arg(&a, sizeof total_q, &total_q);
     arg(&a, sizeof total_k, &total_k);
     arg(&a, sizeof align_br, &align_br);
+    arg(&a, sizeof(cl_mem), &table);
+    arg(&a, sizeof table_off, &table_off);
+    arg(&a, sizeof max_pages, &max_pages);
+    arg(&a, sizeof page_size, &page_size);
+    arg(&a, sizeof num_pages, &num_pages);
     CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err), "clSetKernelArg(%u) failed: %s", a.failed_at,
                  clattn_status_name(clattn_status_from_cl(a.err)));
     CLATTN_CHECK(a.i == CLATTN__ATTN_KERNEL_NARGS, CLATTN_ERROR_INTERNAL,

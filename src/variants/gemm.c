@@ -251,6 +251,10 @@ static clattn_status blas_status(CLBlastStatusCode code)
     }
 }
 
+/* The mapping above for other CLBlast callers (src/mha.c). */
+clattn_status clattn__blas_status(int code) { return blas_status((CLBlastStatusCode)code); }
+const char *clattn__blas_code_name(int code) { return blas_code_name((CLBlastStatusCode)code); }
+
 /* One row-major strided-batched SGEMM C = alpha A op(B) (beta 0: C is not
  * read), through the dispatch layer's fault hook like every OpenCL call. */
 typedef struct mat {
@@ -377,6 +381,10 @@ static const char *gemm_supports(const clattn_context *ctx, const clattn__proble
     gemm_geom g;
     if (p->Nq > INT32_MAX || p->Nk > INT32_MAX)
         return "sequences longer than 2^31 - 1";
+    if (p->has_block_table)
+        return "paged KV";
+    if (p->desc.align == CLATTN_ALIGN_KEY_LENGTHS)
+        return "alignment to each sequence's key length";
     if (!gemm_budget(ctx, &budget))
         return NULL; /* create() reports the malformed CLATTN_GEMM_BUDGET */
     return gemm_geometry(ctx, p, budget, &g);

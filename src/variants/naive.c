@@ -18,6 +18,8 @@ static const char *naive_supports(const clattn_context *ctx, const clattn__probl
     (void)ctx;
     if (p->D > CLATTN_MAX_HEAD_DIM || p->Dv > CLATTN_MAX_HEAD_DIM)
         return "head dims above 256";
+    if (p->has_block_table)
+        return "paged KV";
     return NULL;
 }
 
@@ -31,6 +33,8 @@ static clattn_status naive_create(clattn_plan *plan)
     cl_int err = CL_SUCCESS;
     size_t kwg = 0, len = 0;
     char opts[512];
+    const char *source = "default";
+    clattn__params tuned;
 
     st = clattn__calloc(1, sizeof *st);
     CLATTN_CHECK(st != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "naive plan state");
@@ -41,16 +45,29 @@ static clattn_status naive_create(clattn_plan *plan)
     st->kernel = cla_CreateKernel(prog, "attn_naive", &err);
     CLATTN_CL(err);
     CLATTN_CL(cla_GetKernelWorkGroupInfo(st->kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL));
-    st->wg = 64;
-    if (st->wg > kwg)
-        st->wg = kwg;
-    if (st->wg > ctx->max_wg)
-        st->wg = ctx->max_wg;
-    if (st->wg == 0)
-        st->wg = 1;
+    if (plan->req.wg) {
+        /* explicit (clattn_plan_create_with_params): checked, never adjusted */
+        st->wg = (size_t)plan->req.wg;
+        source = "explicit";
+        CLATTN_CHECK(st->wg <= ctx->max_wg && st->wg <= kwg, CLATTN_ERROR_INVALID_PARAMS,
+                     "params.wg: %zu work-items exceed the %s's limit of %zu", st->wg,
+                     kwg < ctx->max_wg ? "naive kernel" : "device", kwg < ctx->max_wg ? kwg : ctx->max_wg);
+    } else {
+        st->wg = 64;
+        if (clattn__tunefile_lookup(ctx, p, CLATTN_VARIANT_NAIVE, &tuned, &source) == 1)
+            st->wg = (size_t)tuned.wg;
+        if (st->wg > kwg)
+            st->wg = kwg;
+        if (st->wg > ctx->max_wg)
+            st->wg = ctx->max_wg;
+        if (st->wg == 0)
+            st->wg = 1;
+    }
     snprintf(plan->params_json, sizeof plan->params_json,
-             "{\"variant\":\"naive\",\"head_dim\":%lld,\"head_dim_v\":%lld,\"wg\":%zu}", (long long)p->D,
-             (long long)p->Dv, st->wg);
+             "{\"variant\":\"naive\",\"head_dim\":%lld,\"head_dim_v\":%lld,\"wg\":%zu,\"tuning\":\"%s\"}",
+             (long long)p->D, (long long)p->Dv, st->wg, source);
+    memset(&plan->actual, 0, sizeof plan->actual);
+    plan->actual.wg = (int)st->wg;
     plan->state = st;
     st = NULL;
 cleanup:

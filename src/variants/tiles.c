@@ -38,6 +38,8 @@ const char *clattn__tile_supports(const clattn_context *ctx, const clattn__probl
     clattn__params pr;
     if (p->D > CLATTN_MAX_HEAD_DIM || p->Dv > CLATTN_MAX_HEAD_DIM)
         return "head dims above 256";
+    if (p->has_block_table && variant != CLATTN_VARIANT_FLASH) /* flash.cl reads through the table */
+        return "paged KV";
     if (clattn__tune_params(ctx, p, variant, &pr, NULL) != CLATTN_SUCCESS)
         return "these head dims within the device's local memory and work-group limits";
     return NULL;
@@ -54,17 +56,30 @@ clattn_status clattn__tile_create(clattn_plan *plan, const char *file, const cha
     const char *source = "env";
     size_t kwg = 0;
     int env;
+    const clattn_launch_params *req = &plan->req;
+    const int explicit_params = req->block_m || req->block_n || req->rows || req->tpr || req->vec;
 
     st = clattn__calloc(1, sizeof *st);
     CLATTN_CHECK(st != NULL, CLATTN_ERROR_OUT_OF_HOST_MEMORY, "%s plan state", kernel_name);
     env = params_from_env(&st->p);
     CLATTN_CHECK(env >= 0, CLATTN_ERROR_INVALID_VALUE,
                  "CLATTN_PARAMS: expected block_m,block_n,rows,tpr,vec (rows divides block_m, vec 1 or 4)");
-    if (env == 0)
-        status = clattn__tune_params(ctx, p, plan->variant->id, &st->p, &source);
-    else
-        status = clattn__tune_fit(ctx, p, &st->p);
-    CLATTN_CHECK(status == CLATTN_SUCCESS, status, "%s: no parameters fit the device", kernel_name);
+    if (explicit_params) {
+        /* Explicit parameters (clattn_plan_create_with_params) over the
+         * scheduler's choice, checked, never adjusted. */
+        if (clattn__tune_params(ctx, p, plan->variant->id, &st->p, &source) != CLATTN_SUCCESS)
+            memset(&st->p, 0, sizeof st->p);
+        source = "explicit";
+        status = clattn__params_apply(ctx, p, req, &st->p);
+        if (status)
+            goto cleanup;
+    } else {
+        if (env == 0)
+            status = clattn__tune_params(ctx, p, plan->variant->id, &st->p, &source);
+        else
+            status = clattn__tune_fit(ctx, p, &st->p);
+        CLATTN_CHECK(status == CLATTN_SUCCESS, status, "%s: no parameters fit the device", kernel_name);
+    }
     /* A kernel may allow fewer work-items than the device (register
      * pressure): halve the row block until it fits, rebuilding each time. */
     for (int attempt = 0;; attempt++) {
@@ -82,6 +97,9 @@ clattn_status clattn__tile_create(clattn_plan *plan, const char *file, const cha
                                              NULL));
         if ((size_t)st->p.wg <= kwg)
             break;
+        CLATTN_CHECK(!explicit_params, CLATTN_ERROR_INVALID_PARAMS,
+                     "params.block_m: the %s kernel built with these parameters allows %zu work-items, "
+                     "block_m / rows * tpr = %d", kernel_name, kwg, st->p.wg);
         CLATTN_CHECK(attempt < 8 && st->p.block_m > st->p.rows, CLATTN_ERROR_DEVICE_LIMIT,
                      "%s: the kernel allows %zu work-items, the smallest block needs %d", kernel_name, kwg, st->p.wg);
         cla_ReleaseKernel(st->kernel);
@@ -94,6 +112,12 @@ clattn_status clattn__tile_create(clattn_plan *plan, const char *file, const cha
              "\"tpr\":%d,\"wg\":%d,\"vec\":%d,\"local_bytes\":%zu,\"tuning\":\"%s\"}",
              clattn_variant_name(plan->variant->id), (long long)p->D, (long long)p->Dv, st->p.block_m,
              st->p.block_n, st->p.rows, st->p.tpr, st->p.wg, st->p.vec, clattn__tile_local_bytes(p, &st->p), source);
+    memset(&plan->actual, 0, sizeof plan->actual);
+    plan->actual.block_m = st->p.block_m;
+    plan->actual.block_n = st->p.block_n;
+    plan->actual.rows = st->p.rows;
+    plan->actual.tpr = st->p.tpr;
+    plan->actual.vec = st->p.vec;
     plan->state = st;
     st = NULL;
 cleanup:
