@@ -10,11 +10,15 @@
  * padding) are never loaded. Extra memory: local only, independent of N.
  *
  * When one work-item owns whole output rows (TPR = 1, the CPU shape) and Dv
- * is a multiple of 8, the accumulator is kept as float8 along Dv; dot
- * products use float8 along D when D is a multiple of 8 (common.cl). CPU
+ * is a multiple of 8, the accumulator is kept as float8 along Dv. With D
+ * and BLOCK_N multiples of 8 as well (KT_PATH, contiguous K/V), the K tile is
+ * kept transposed in local memory so that the scores of eight keys come out
+ * of broadcast FMAs, exp runs on float8, P V shares each V load between two
+ * rows, and tiles every row keeps whole skip the per-key mask. CPU
  * implementations such as PoCL vectorise across work-items, which small
  * work-groups of 4-8 items leave mostly idle; explicit vectors fill the SIMD
- * lanes instead (about 2x on PoCL, bench/RESULTS.md).
+ * lanes instead (bench/RESULTS.md, notes). Otherwise the dot products use
+ * float8 along D when D is a multiple of 8 (common.cl).
  *
  * NDRange: dim 0 ceil(Nq / BLOCK_M) * WG, dim 1 query heads, dim 2 batch.
  */
@@ -29,6 +33,81 @@
 #endif
 #ifndef CLATTN_COMMON
 #include "common.cl"
+#endif
+
+/* The CPU form: one work-item owns whole rows (TPR = 1), D, Dv and BLOCK_N
+ * multiples of 8. The K tile is stored transposed so that scores of eight
+ * keys come out of broadcast FMAs, exp runs on float8, and P V accumulates
+ * into float8 along Dv: no horizontal sums in the inner loops. */
+#if TPR == 1 && HEAD_DIM % 8 == 0 && HEAD_DIM_V % 8 == 0 && BLOCK_N % 8 == 0 && !PAGED && !defined(KT_OFF)
+#define KT_PATH 1
+#else
+#define KT_PATH 0
+#endif
+#ifndef PV_RB
+#define PV_RB (ROWS % 2 == 0 ? 2 : 1) /* rows sharing each V load in P V */
+#endif
+#ifndef KT_RB
+#define KT_RB ROWS /* rows whose scores are computed together */
+#endif
+#if KT_PATH
+#if IN_DTYPE == 0
+#define LOAD8(p, i) vload8(0, (p) + (i))
+#elif IN_DTYPE == 1
+#define LOAD8(p, i) vload_half8(0, (p) + (i))
+#else
+#define LOAD8(p, i) as_float8(convert_uint8(vload8(0, (p) + (i))) << 16)
+#endif
+/* Rows [n0, n0 + BLOCK_N) of K (rows at or past end read as 0) into
+ * KT[d * BLOCK_N + r]. */
+inline void load_rows_t(__local float *KT, __global const in_t *src, const long base, const long sn, const long sd,
+                        const long n0, const long end)
+{
+#if VEC == 4
+    /* 8 x 8 blocks: eight rows of eight elements in, transposed in
+     * registers, eight columns out */
+    for (int idx = (int)get_local_id(0); idx < BLOCK_N / 8 * (HEAD_DIM / 8); idx += WG) {
+        const int rb = idx / (HEAD_DIM / 8), d = (idx - rb * (HEAD_DIM / 8)) * 8, r = rb * 8;
+        float8 x[8];
+        for (int e = 0; e < 8; e++) {
+            const long n = n0 + r + e;
+            x[e] = n < end ? LOAD8(src, base + n * sn + d) : (float8)(0.0f);
+        }
+        vstore8((float8)(x[0].s0, x[1].s0, x[2].s0, x[3].s0, x[4].s0, x[5].s0, x[6].s0, x[7].s0), 0, KT + (d + 0) * BLOCK_N + r);
+        vstore8((float8)(x[0].s1, x[1].s1, x[2].s1, x[3].s1, x[4].s1, x[5].s1, x[6].s1, x[7].s1), 0, KT + (d + 1) * BLOCK_N + r);
+        vstore8((float8)(x[0].s2, x[1].s2, x[2].s2, x[3].s2, x[4].s2, x[5].s2, x[6].s2, x[7].s2), 0, KT + (d + 2) * BLOCK_N + r);
+        vstore8((float8)(x[0].s3, x[1].s3, x[2].s3, x[3].s3, x[4].s3, x[5].s3, x[6].s3, x[7].s3), 0, KT + (d + 3) * BLOCK_N + r);
+        vstore8((float8)(x[0].s4, x[1].s4, x[2].s4, x[3].s4, x[4].s4, x[5].s4, x[6].s4, x[7].s4), 0, KT + (d + 4) * BLOCK_N + r);
+        vstore8((float8)(x[0].s5, x[1].s5, x[2].s5, x[3].s5, x[4].s5, x[5].s5, x[6].s5, x[7].s5), 0, KT + (d + 5) * BLOCK_N + r);
+        vstore8((float8)(x[0].s6, x[1].s6, x[2].s6, x[3].s6, x[4].s6, x[5].s6, x[6].s6, x[7].s6), 0, KT + (d + 6) * BLOCK_N + r);
+        vstore8((float8)(x[0].s7, x[1].s7, x[2].s7, x[3].s7, x[4].s7, x[5].s7, x[6].s7, x[7].s7), 0, KT + (d + 7) * BLOCK_N + r);
+    }
+    (void)sd;
+#else
+    for (int idx = (int)get_local_id(0); idx < BLOCK_N * HEAD_DIM; idx += WG) {
+        const int r = idx / HEAD_DIM, d = idx - r * HEAD_DIM;
+        const long n = n0 + r;
+        KT[d * BLOCK_N + r] = n < end ? LOAD_IN(src, base + n * sn + d * sd) : 0.0f;
+    }
+#endif
+}
+
+/* Rows [n0, n0 + BLOCK_N) of V (rows at or past end read as 0) into
+ * Vs[r * HEAD_DIM_V + d]. */
+inline void load_rows_v(__local float *Vs, __global const in_t *src, const long base, const long sn, const long sd,
+                        const long n0, const long end)
+{
+#if VEC == 4
+    for (int idx = (int)get_local_id(0); idx < BLOCK_N * (HEAD_DIM_V / 8); idx += WG) {
+        const int r = idx / (HEAD_DIM_V / 8), d = (idx - r * (HEAD_DIM_V / 8)) * 8;
+        const long n = n0 + r;
+        vstore8(n < end ? LOAD8(src, base + n * sn + d) : (float8)(0.0f), 0, Vs + r * HEAD_DIM_V + d);
+    }
+    (void)sd;
+#else
+    load_rows(Vs, HEAD_DIM_V, src, base, sn, sd, n0, BLOCK_N, end, HEAD_DIM_V);
+#endif
+}
 #endif
 
 /*
@@ -51,8 +130,13 @@
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KERNEL_ARGS SPLIT_ARGS)
 {
     __local float Qs[BLOCK_M * LDQ];
+#if KT_PATH
+    __local float KT[HEAD_DIM * BLOCK_N];      /* the K tile transposed: KT[d * BLOCK_N + jj] */
+    __local float Vs[BLOCK_N * HEAD_DIM_V];    /* the V tile, rows of Dv */
+#else
     __local float KVs[BLOCK_N * LDKV];
     __local float S[BLOCK_M * BLOCK_N];
+#endif
 
     const int lid = (int)get_local_id(0);
     const int t = lid % TPR, g = lid / TPR;
@@ -138,6 +222,110 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
 
     load_rows(Qs, LDQ, q, qbase, qsn, qsd, m0, BLOCK_M, sq.nq, HEAD_DIM);
 
+#if KT_PATH
+    for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* Q is loaded; the previous tile is consumed */
+        load_rows_t(KT, k, kbase, ksn, ksd, n0, hi);
+        load_rows_v(Vs, v, vbase, vsn, vsd, n0, hi);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* Is every key of the tile kept by every live row? Then no per-key
+         * mask is needed (the common case away from the edges). */
+        int full = HAS_BIAS == 0;
+        for (int r = 0; r < ROWS; r++)
+            if (ri[r].i < sq.nq && (ri[r].lo > n0 || ri[r].hi < n0 + BLOCK_N))
+                full = 0;
+        float p[ROWS][BLOCK_N];
+        for (int r0 = 0; r0 < ROWS; r0 += KT_RB) {
+            /* scores of KT_RB rows against the tile, eight keys per vector:
+             * s[r][c] = sum_d q[r][d] * KT[d][8c .. 8c+7] (broadcast FMAs,
+             * no horizontal sums) */
+            float8 s8[KT_RB][BLOCK_N / 8];
+            for (int c = 0; c < BLOCK_N / 8; c++) {
+                float8 a[KT_RB];
+                for (int r = 0; r < KT_RB; r++)
+                    a[r] = (float8)(0.0f);
+                for (int d = 0; d < HEAD_DIM; d++) {
+                    const float8 kd = vload8(c, KT + d * BLOCK_N);
+                    for (int r = 0; r < KT_RB; r++)
+                        a[r] = fma((float8)(Qs[(g * ROWS + r0 + r) * LDQ + d]), kd, a[r]);
+                }
+                for (int r = 0; r < KT_RB; r++)
+                    s8[r][c] = a[r];
+            }
+            for (int r = 0; r < KT_RB; r++) {
+                const int rr = r0 + r;
+                const long diag = ri[rr].i + sq.diag_off;
+                float8 mx = (float8)(-INFINITY);
+                for (int c = 0; c < BLOCK_N / 8; c++) {
+                    float8 x = s8[r][c] * scale;
+#if HAS_SOFTCAP
+                    x = softcap * tanh(x / softcap);
+#endif
+                    const long8 j8 = (long8)(n0 + c * 8) + (long8)(0, 1, 2, 3, 4, 5, 6, 7);
+#if HAS_ALIBI
+                    x -= slope * fabs(convert_float8((long8)(diag) - j8));
+#endif
+                    if (!full) {
+#if HAS_BIAS
+                        float xb[8];
+                        vstore8(x, 0, xb);
+                        for (int e = 0; e < 8; e++)
+                            xb[e] += n0 + c * 8 + e < ri[rr].hi ? bias[ri[rr].bias_row + (n0 + c * 8 + e) * bsk] : 0.0f;
+                        x = vload8(0, xb);
+#endif
+                        const long8 keep = (j8 >= (long8)(ri[rr].lo)) & (j8 < (long8)(ri[rr].hi));
+                        x = select((float8)(-INFINITY), x, convert_int8(keep));
+                    }
+                    s8[r][c] = x;
+                    mx = fmax(mx, x);
+                }
+                const float4 m4 = fmax(mx.lo, mx.hi);
+                const float2 m2 = fmax(m4.lo, m4.hi);
+                const float mt = fmax(m2.x, m2.y);
+                const float m_new = fmax(m_i[rr], mt);
+                const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+                const float alpha = exp(m_i[rr] - m_use);
+                float8 lsum = (float8)(0.0f);
+                for (int c = 0; c < BLOCK_N / 8; c++) {
+                    const float8 p8 = exp(s8[r][c] - (float8)(m_use));
+                    lsum += p8;
+                    vstore8(p8, c, p[rr]);
+                }
+                const float4 l4 = lsum.lo + lsum.hi;
+                const float2 l2 = l4.lo + l4.hi;
+                l_i[rr] = l_i[rr] * alpha + (l2.x + l2.y);
+                for (int c = 0; c < HEAD_DIM_V / 8; c++)
+                    acc8[rr][c] *= alpha;
+                if (!full) {
+                    /* only this row's kept keys: NaN or Inf in a V row it
+                     * masks never enters */
+                    const int j_lo = (int)clamp(ri[rr].lo - n0, 0L, (long)BLOCK_N);
+                    const int j_hi = (int)clamp(ri[rr].hi - n0, 0L, (long)BLOCK_N);
+                    for (int jj = j_lo; jj < j_hi; jj++) {
+#if HAS_BIAS
+                        if (p[rr][jj] == 0.0f) /* a -inf bias masks too */
+                            continue;
+#endif
+                        for (int c = 0; c < HEAD_DIM_V / 8; c++)
+                            acc8[rr][c] = fma((float8)(p[rr][jj]), vload8(c, Vs + jj * HEAD_DIM_V), acc8[rr][c]);
+                    }
+                }
+                m_i[rr] = m_new;
+            }
+        }
+        if (full) {
+            /* P V for all rows at once: each V vector loaded once serves
+             * PV_RB rows */
+            for (int r0 = 0; r0 < ROWS; r0 += PV_RB)
+                for (int jj = 0; jj < BLOCK_N; jj++)
+                    for (int c = 0; c < HEAD_DIM_V / 8; c++) {
+                        const float8 vv = vload8(c, Vs + jj * HEAD_DIM_V);
+                        for (int r = 0; r < PV_RB; r++)
+                            acc8[r0 + r][c] = fma((float8)(p[r0 + r][jj]), vv, acc8[r0 + r][c]);
+                    }
+        }
+    }
+#else
     for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
         barrier(CLK_LOCAL_MEM_FENCE); /* Q is loaded; the previous tile's V is consumed */
         load_kv_rows(KVs, LDKV, k, kbase, ksb, ksn, ksd, n0, BLOCK_N, hi, HEAD_DIM, bt, page_size, num_pages);
@@ -183,6 +371,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
             m_i[r] = m_new;
         }
     }
+#endif
 
     for (int r = 0; r < ROWS; r++) {
         const long i = ri[r].i;

@@ -38,9 +38,10 @@ static const tune_entry table[] = {
     {"default-gpu", NULL, NULL, 0, CLATTN_VARIANT_TILED, 256, {16, 16, 1, 8, 4, 0}},
     /* CPU devices */
     /* flash on PoCL (2 cores, AVX-512), N = 1024, D = 64: rows = 4 reuses each
-     * K/V element for four query rows: 12.4 GFLOP/s against 5.4 with one row
-     * (bench/RESULTS.md, launch-parameter sweep) */
-    {"default-cpu", NULL, NULL, CL_DEVICE_TYPE_CPU, CLATTN_VARIANT_FLASH, 256, {16, 64, 4, 1, 4, 0}},
+     * K/V element for four query rows (12.4 GFLOP/s against 5.4 with one
+     * row); with the transposed-K form, block_m 32 (8 work-items) beat 16, 64
+     * and 128, and rows 8 spill registers (bench/RESULTS.md, notes) */
+    {"default-cpu", NULL, NULL, CL_DEVICE_TYPE_CPU, CLATTN_VARIANT_FLASH, 256, {32, 64, 4, 1, 4, 0}},
     {"default-cpu", NULL, NULL, CL_DEVICE_TYPE_CPU, CLATTN_VARIANT_TILED, 256, {32, 64, 1, 1, 4, 0}},
 };
 
@@ -107,8 +108,16 @@ size_t clattn__tile_local_bytes(const clattn__problem *p, const clattn__params *
 {
     const size_t dmax = (size_t)(p->D > p->Dv ? p->D : p->Dv);
     const size_t ldq = (size_t)p->D | 1u, ldkv = dmax | 1u;
-    return sizeof(float) * ((size_t)pr->block_m * ldq + (size_t)pr->block_n * ldkv +
-                            (size_t)pr->block_m * (size_t)pr->block_n);
+    const size_t bm = (size_t)pr->block_m, bn = (size_t)pr->block_n;
+    size_t floats = bm * ldq + bn * ldkv + bm * bn; /* Q, one K-or-V tile, the score tile */
+    /* flash's CPU form (KT_PATH in flash.cl): Q, the K tile transposed and the
+     * V tile side by side, no score tile. The larger of the two counts, so
+     * the figure holds for tiled and flash alike. */
+    if (pr->tpr == 1 && p->D % 8 == 0 && p->Dv % 8 == 0 && pr->block_n % 8 == 0 && !p->has_block_table) {
+        const size_t kt = bm * ldq + bn * (size_t)p->D + bn * (size_t)p->Dv;
+        floats = kt > floats ? kt : floats;
+    }
+    return sizeof(float) * floats;
 }
 
 clattn_status clattn__tune_params(const clattn_context *ctx, const clattn__problem *p, clattn_variant variant,
