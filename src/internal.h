@@ -203,6 +203,22 @@ extern const clattn__variant clattn__variant_decode;
 
 /* Number of arguments in ATTN_KERNEL_ARGS (kernels/common.cl); kernels with
  * extra arguments take them from this index on. */
+/* Consecutive kernel arguments, remembering the first failure: set k, the
+ * rest zero, call the setters in argument order, then check err (failed_at
+ * names the argument). Defined in src/variants/args.c. */
+typedef struct clattn__kargs {
+    cl_kernel k;
+    cl_uint i;
+    cl_int err;
+    cl_uint failed_at;
+} clattn__kargs;
+void clattn__karg(clattn__kargs *a, size_t n, const void *v);
+void clattn__karg_mem(clattn__kargs *a, cl_mem m);
+void clattn__karg_long(clattn__kargs *a, int64_t x);  /* as cl_long */
+void clattn__karg_ulong(clattn__kargs *a, uint64_t x); /* as cl_ulong */
+void clattn__karg_int(clattn__kargs *a, int64_t x);   /* as cl_int */
+void clattn__karg_float(clattn__kargs *a, float x);
+
 #define CLATTN__ATTN_KERNEL_NARGS 59
 extern const clattn__variant clattn__variant_gemm;
 

@@ -48,37 +48,6 @@ struct clattn_kvcache {
 
 /* ------------------------------------------------------------ helpers */
 
-typedef struct kargs {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint failed_at;
-} kargs;
-
-static void karg(kargs *a, size_t n, const void *v)
-{
-    if (a->err == CL_SUCCESS) {
-        a->err = cla_SetKernelArg(a->k, a->i, n, v);
-        a->failed_at = a->i;
-    }
-    a->i++;
-}
-static void karg_mem(kargs *a, cl_mem m) { karg(a, sizeof m, &m); }
-static void karg_ulong(kargs *a, uint64_t x)
-{
-    const cl_ulong v = (cl_ulong)x;
-    karg(a, sizeof v, &v);
-}
-static void karg_long(kargs *a, int64_t x)
-{
-    const cl_long v = (cl_long)x;
-    karg(a, sizeof v, &v);
-}
-static void karg_int(kargs *a, int64_t x)
-{
-    const cl_int v = (cl_int)x;
-    karg(a, sizeof v, &v);
-}
 
 static clattn_status kernel_of(clattn_context *ctx, clattn_dtype in, clattn_dtype out, int paged, const char *name,
                                cl_kernel *k)
@@ -117,25 +86,25 @@ static clattn_status enqueue_copy(clattn_kvcache *kv, cl_kernel kernel, const co
 {
     clattn_status status = CLATTN_SUCCESS;
     clattn_context *ctx = kv->ctx;
-    kargs a = {kernel, 0, CL_SUCCESS, 0};
+    clattn__kargs a = {kernel, 0, CL_SUCCESS, 0};
     size_t global[3];
-    karg_mem(&a, j->src);
-    karg_ulong(&a, j->s_off);
+    clattn__karg_mem(&a, j->src);
+    clattn__karg_ulong(&a, j->s_off);
     for (int i = 0; i < 4; i++)
-        karg_long(&a, j->ss[i]);
-    karg_mem(&a, j->dst);
-    karg_ulong(&a, 0);
+        clattn__karg_long(&a, j->ss[i]);
+    clattn__karg_mem(&a, j->dst);
+    clattn__karg_ulong(&a, 0);
     for (int i = 0; i < 4; i++)
-        karg_long(&a, j->ds[i]);
-    karg_mem(&a, j->pos);
-    karg_mem(&a, j->counts);
-    karg_int(&a, j->n_uniform);
-    karg_int(&a, j->seq0);
-    karg_int(&a, kv->H);
-    karg_int(&a, j->dim);
-    karg_mem(&a, j->table);
-    karg_int(&a, j->max_pages);
-    karg_int(&a, kv->page_size);
+        clattn__karg_long(&a, j->ds[i]);
+    clattn__karg_mem(&a, j->pos);
+    clattn__karg_mem(&a, j->counts);
+    clattn__karg_int(&a, j->n_uniform);
+    clattn__karg_int(&a, j->seq0);
+    clattn__karg_int(&a, kv->H);
+    clattn__karg_int(&a, j->dim);
+    clattn__karg_mem(&a, j->table);
+    clattn__karg_int(&a, j->max_pages);
+    clattn__karg_int(&a, kv->page_size);
     CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err), "kv_append: clSetKernelArg(%u) failed: %s",
                  a.failed_at, clattn_status_name(clattn_status_from_cl(a.err)));
     global[0] = (size_t)j->dim;
@@ -585,13 +554,13 @@ clattn_status clattn_kvcache_append(clattn_kvcache *kv, int64_t seq, const clatt
         chain_step(&ch, ev), ev = NULL;
     }
     {
-        kargs a = {kv->lengths_add, 0, CL_SUCCESS, 0};
+        clattn__kargs a = {kv->lengths_add, 0, CL_SUCCESS, 0};
         const size_t global = (size_t)nseq;
-        karg_mem(&a, kv->len_dev);
-        karg_mem(&a, counts ? kv->counts_dev : NULL);
-        karg_int(&a, n_new);
-        karg_int(&a, seq0);
-        karg_int(&a, nseq);
+        clattn__karg_mem(&a, kv->len_dev);
+        clattn__karg_mem(&a, counts ? kv->counts_dev : NULL);
+        clattn__karg_int(&a, n_new);
+        clattn__karg_int(&a, seq0);
+        clattn__karg_int(&a, nseq);
         CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err),
                      "kv_lengths_add: clSetKernelArg(%u) failed: %s", a.failed_at,
                      clattn_status_name(clattn_status_from_cl(a.err)));

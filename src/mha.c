@@ -136,40 +136,9 @@ static clattn_status sgemm_nt(clattn_context *ctx, cl_command_queue queue, const
                          what, m, n, k, (int)code, clattn__blas_code_name((int)code));
 }
 
-typedef struct kargs {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint failed_at;
-} kargs;
-
-static void karg(kargs *a, size_t n, const void *v)
-{
-    if (a->err == CL_SUCCESS) {
-        a->err = cla_SetKernelArg(a->k, a->i, n, v);
-        a->failed_at = a->i;
-    }
-    a->i++;
-}
-static void karg_mem(kargs *a, cl_mem m) { karg(a, sizeof m, &m); }
-static void karg_long(kargs *a, int64_t x)
-{
-    const cl_long v = (cl_long)x;
-    karg(a, sizeof v, &v);
-}
-static void karg_ulong(kargs *a, uint64_t x)
-{
-    const cl_ulong v = (cl_ulong)x;
-    karg(a, sizeof v, &v);
-}
-static void karg_int(kargs *a, int64_t x)
-{
-    const cl_int v = (cl_int)x;
-    karg(a, sizeof v, &v);
-}
 
 /* Enqueue kernel over count work-items (the runtime picks the work-group). */
-static clattn_status launch(clattn_context *ctx, cl_command_queue queue, kargs *a, int kernel, size_t count,
+static clattn_status launch(clattn_context *ctx, cl_command_queue queue, clattn__kargs *a, int kernel, size_t count,
                             cl_event *ev)
 {
     clattn_status status = CLATTN_SUCCESS;
@@ -190,16 +159,16 @@ static clattn_status bias_rope(clattn_mha *mha, cl_command_queue queue, cl_mem x
 {
     const clattn__mha_dims *d = &mha->d;
     const int64_t rows = d->B * seq;
-    kargs a = {mha->k[K_ROPE], 0, CL_SUCCESS, 0};
-    karg_mem(&a, x);
-    karg_long(&a, rows);
-    karg_long(&a, seq);
-    karg_int(&a, heads);
-    karg_int(&a, d->Dh);
-    karg_mem(&a, bias);
-    karg_ulong(&a, bias_offset / 4);
-    karg_int(&a, bias != NULL);
-    karg_mem(&a, mha->s[S_TABLE]);
+    clattn__kargs a = {mha->k[K_ROPE], 0, CL_SUCCESS, 0};
+    clattn__karg_mem(&a, x);
+    clattn__karg_long(&a, rows);
+    clattn__karg_long(&a, seq);
+    clattn__karg_int(&a, heads);
+    clattn__karg_int(&a, d->Dh);
+    clattn__karg_mem(&a, bias);
+    clattn__karg_ulong(&a, bias_offset / 4);
+    clattn__karg_int(&a, bias != NULL);
+    clattn__karg_mem(&a, mha->s[S_TABLE]);
     return launch(mha->ctx, queue, &a, K_ROPE, (size_t)(rows * heads * (d->Dh / 2)), NULL);
 }
 
@@ -207,15 +176,15 @@ static clattn_status bias_rope(clattn_mha *mha, cl_command_queue queue, cl_mem x
 static clattn_status add_bias(clattn_mha *mha, cl_command_queue queue, cl_mem src, cl_mem dst, size_t dst_offset,
                               int64_t rows, int64_t width, cl_mem bias, size_t bias_offset, cl_event *ev)
 {
-    kargs a = {mha->k[K_BIAS], 0, CL_SUCCESS, 0};
-    karg_mem(&a, src);
-    karg_mem(&a, dst);
-    karg_ulong(&a, dst_offset / 4);
-    karg_long(&a, rows * width);
-    karg_long(&a, width);
-    karg_mem(&a, bias);
-    karg_ulong(&a, bias_offset / 4);
-    karg_int(&a, bias != NULL);
+    clattn__kargs a = {mha->k[K_BIAS], 0, CL_SUCCESS, 0};
+    clattn__karg_mem(&a, src);
+    clattn__karg_mem(&a, dst);
+    clattn__karg_ulong(&a, dst_offset / 4);
+    clattn__karg_long(&a, rows * width);
+    clattn__karg_long(&a, width);
+    clattn__karg_mem(&a, bias);
+    clattn__karg_ulong(&a, bias_offset / 4);
+    clattn__karg_int(&a, bias != NULL);
     return launch(mha->ctx, queue, &a, K_BIAS, (size_t)(rows * width), ev);
 }
 

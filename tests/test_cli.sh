@@ -9,56 +9,7 @@
 # Inputs come from `clattn random` (no numpy needed). Prints one line per check
 # and exits 1 if any check failed.
 
-set -u
-
-if [ $# -ne 1 ]; then
-    echo "usage: $0 <path-to-clattn-binary>" >&2
-    exit 2
-fi
-case $1 in
-/*) CLATTN=$1 ;;
-*) CLATTN=$PWD/$1 ;;
-esac
-if [ ! -x "$CLATTN" ]; then
-    echo "$0: $CLATTN is not an executable" >&2
-    exit 2
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/clattn-cli.XXXXXX") || exit 2
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 2
-
-passed=0
-failed=0
-skipped=0
-
-pass() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-# fail NAME [DETAIL-FILE...]: count a failure and show what the tool printed.
-fail() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    local f
-    for f in "$@"; do
-        [ -s "$f" ] && sed 's/^/       | /' "$f" | head -20
-    done
-}
-
-skip() {
-    skipped=$((skipped + 1))
-    echo "skip $1"
-}
-
-# run CMD...: run clattn with stdout/stderr captured in out.txt/err.txt; sets rc.
-run() {
-    "$CLATTN" "$@" >out.txt 2>err.txt
-    rc=$?
-}
+. "$(dirname "$0")/cli_lib.sh" cli "$@"
 
 # expect_ok NAME CMD...: exit 0.
 expect_ok() {

@@ -16,29 +16,10 @@
 # Needs only bash and coreutils (no numpy). Prints one line per case and the
 # count, and exits 1 if any case failed.
 
-set -u
-
-if [ $# -ne 1 ]; then
-    echo "usage: $0 <path-to-clattn-binary>" >&2
-    exit 2
-fi
-case $1 in
-/*) CLATTN=$1 ;;
-*) CLATTN=$PWD/$1 ;;
-esac
-if [ ! -x "$CLATTN" ]; then
-    echo "$0: $CLATTN is not an executable" >&2
-    exit 2
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/clattn-cli-bad.XXXXXX") || exit 2
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 2
+. "$(dirname "$0")/cli_lib.sh" cli-bad "$@"
 unset CLATTN_DEVICE CLATTN_VARIANT CLATTN_TUNING_FILE
 
 cases=0
-passed=0
-failed=0
 
 ok() {
     passed=$((passed + 1))

@@ -10,48 +10,7 @@
 # usage: test_mha_cli.sh <path-to-clattn-binary>
 # Inputs come from `clattn random` (no numpy needed).
 
-set -u
-
-if [ $# -ne 1 ]; then
-    echo "usage: $0 <path-to-clattn-binary>" >&2
-    exit 2
-fi
-case $1 in
-/*) CLATTN=$1 ;;
-*) CLATTN=$PWD/$1 ;;
-esac
-if [ ! -x "$CLATTN" ]; then
-    echo "$0: $CLATTN is not an executable" >&2
-    exit 2
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/clattn-mha-cli.XXXXXX") || exit 2
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 2
-
-passed=0
-failed=0
-
-pass() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-fail() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    local f
-    for f in "$@"; do
-        [ -s "$f" ] && sed 's/^/       | /' "$f" | head -20
-    done
-}
-
-run() {
-    "$CLATTN" "$@" >out.txt 2>err.txt
-    rc=$?
-}
+. "$(dirname "$0")/cli_lib.sh" mha-cli "$@"
 
 # has_shape FILE SHAPE: a float32 .npy of this shape, e.g. '(2, 37, 72)'.
 has_shape() {

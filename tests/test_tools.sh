@@ -10,54 +10,11 @@
 # The forced failure uses the tool's hidden test hook CLATTN_CHECK_FORCE_FAIL=K,
 # which puts a NaN in case K's device result after it is read back.
 
-set -u
-
-if [ $# -ne 1 ]; then
-    echo "usage: $0 <path-to-clattn-binary>" >&2
-    exit 2
-fi
-case $1 in
-/*) CLATTN=$1 ;;
-*) CLATTN=$PWD/$1 ;;
-esac
-if [ ! -x "$CLATTN" ]; then
-    echo "$0: $CLATTN is not an executable" >&2
-    exit 2
-fi
+. "$(dirname "$0")/cli_lib.sh" tools "$@"
 if ! command -v python3 >/dev/null; then
     echo "$0: python3 is needed to parse the outputs" >&2
     exit 2
 fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/clattn-tools.XXXXXX") || exit 2
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 2
-
-passed=0
-failed=0
-
-pass() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-# fail NAME [DETAIL-FILE...]: count a failure and show what the tool printed.
-fail() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    local f
-    for f in "$@"; do
-        [ -s "$f" ] && sed 's/^/       | /' "$f" | head -30
-    done
-}
-
-# run CMD...: run clattn with stdout/stderr captured in out.txt/err.txt; sets rc.
-run() {
-    "$CLATTN" "$@" >out.txt 2>err.txt
-    rc=$?
-}
 
 FIELDS='variant,device,B,H,Hkv,Nq,Nk,D,causal,dtype,ms_median,ms_min,ms_max,gflops,gbps,verified,max_err,params'
 

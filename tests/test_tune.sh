@@ -11,53 +11,12 @@
 # The search is the real one (--quick), on N = 96 with 2 heads, so that the
 # candidates build and run in about a minute on two CPU cores.
 
-set -u
-
-if [ $# -ne 1 ]; then
-    echo "usage: $0 <path-to-clattn-binary>" >&2
-    exit 2
-fi
-case $1 in
-/*) CLATTN=$1 ;;
-*) CLATTN=$PWD/$1 ;;
-esac
-if [ ! -x "$CLATTN" ]; then
-    echo "$0: $CLATTN is not an executable" >&2
-    exit 2
-fi
+. "$(dirname "$0")/cli_lib.sh" tune "$@"
 if ! command -v python3 >/dev/null; then
     echo "$0: python3 is needed to parse the outputs" >&2
     exit 2
 fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/clattn-tune.XXXXXX") || exit 2
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 2
 unset CLATTN_PARAMS CLATTN_VARIANT
-
-passed=0
-failed=0
-
-pass() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-fail() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    local f
-    for f in "$@"; do
-        [ -s "$f" ] && sed 's/^/       | /' "$f" | head -30
-    done
-}
-
-run() {
-    "$CLATTN" "$@" >out.txt 2>err.txt
-    rc=$?
-}
 
 TINY=(--quick --size 96 --heads 2 --seed 7)
 

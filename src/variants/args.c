@@ -16,15 +16,7 @@ int clattn__problem_options(const clattn__problem *p, char *buf, size_t n, size_
                            p->has_key_lengths, p->has_lse, p->has_varlen, p->has_block_table);
 }
 
-/* Sets consecutive kernel arguments, remembering the first failure. */
-typedef struct argset {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint failed_at;
-} argset;
-
-static void arg(argset *a, size_t n, const void *v)
+void clattn__karg(clattn__kargs *a, size_t n, const void *v)
 {
     if (a->err == CL_SUCCESS) {
         a->err = cla_SetKernelArg(a->k, a->i, n, v);
@@ -32,18 +24,35 @@ static void arg(argset *a, size_t n, const void *v)
     }
     a->i++;
 }
+void clattn__karg_mem(clattn__kargs *a, cl_mem m) { clattn__karg(a, sizeof m, &m); }
+void clattn__karg_long(clattn__kargs *a, int64_t x)
+{
+    const cl_long v = (cl_long)x;
+    clattn__karg(a, sizeof v, &v);
+}
+void clattn__karg_ulong(clattn__kargs *a, uint64_t x)
+{
+    const cl_ulong v = (cl_ulong)x;
+    clattn__karg(a, sizeof v, &v);
+}
+void clattn__karg_int(clattn__kargs *a, int64_t x)
+{
+    const cl_int v = (cl_int)x;
+    clattn__karg(a, sizeof v, &v);
+}
+void clattn__karg_float(clattn__kargs *a, float x) { clattn__karg(a, sizeof x, &x); }
 
 /* buffer, element offset, then ndim strides; an absent view passes NULL and zeros */
-static void arg_view(argset *a, const clattn_tensor *t, cl_mem buffer, size_t byte_offset, int ndim, int present)
+static void arg_view(clattn__kargs *a, const clattn_tensor *t, cl_mem buffer, size_t byte_offset, int ndim, int present)
 {
     const size_t esize = clattn_dtype_size(t->dtype);
     const cl_mem m = present ? buffer : NULL;
     const cl_ulong off = present ? (cl_ulong)(byte_offset / esize) : 0;
-    arg(a, sizeof(cl_mem), &m);
-    arg(a, sizeof off, &off);
+    clattn__karg(a, sizeof(cl_mem), &m);
+    clattn__karg(a, sizeof off, &off);
     for (int i = 0; i < ndim; i++) {
         const cl_long s = present ? (cl_long)t->strides[i] : 0;
-        arg(a, sizeof s, &s);
+        clattn__karg(a, sizeof s, &s);
     }
 }
 
@@ -52,7 +61,7 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
     clattn_status status = CLATTN_SUCCESS;
     clattn_context *ctx = plan->ctx;
     const clattn__problem *p = &plan->prob;
-    argset a = {kernel, 0, CL_SUCCESS, 0};
+    clattn__kargs a = {kernel, 0, CL_SUCCESS, 0};
     const cl_mem alibi = p->has_alibi ? args->alibi : NULL;
     const cl_mem keylen = p->has_key_lengths ? args->key_lengths : NULL;
     const cl_ulong alibi_off = p->has_alibi ? args->alibi_offset / 4 : 0;
@@ -80,30 +89,30 @@ clattn_status clattn__set_attention_args(clattn_plan *plan, cl_kernel kernel, co
     arg_view(&a, &p->o, args->o.buffer, args->o.offset, 4, 1);
     arg_view(&a, &p->lse, args->lse.buffer, args->lse.offset, 3, p->has_lse);
     arg_view(&a, &p->bias, args->bias.buffer, args->bias.offset, 4, p->has_bias);
-    arg(&a, sizeof(cl_mem), &alibi);
-    arg(&a, sizeof alibi_off, &alibi_off);
-    arg(&a, sizeof(cl_mem), &keylen);
-    arg(&a, sizeof keylen_off, &keylen_off);
-    arg(&a, sizeof n_q, &n_q);
-    arg(&a, sizeof n_k, &n_k);
-    arg(&a, sizeof hpk, &hpk);
-    arg(&a, sizeof scale, &scale);
-    arg(&a, sizeof diag, &diag);
-    arg(&a, sizeof win_l, &win_l);
-    arg(&a, sizeof win_r, &win_r);
-    arg(&a, sizeof softcap, &softcap);
-    arg(&a, sizeof(cl_mem), &cu_q);
-    arg(&a, sizeof cu_q_off, &cu_q_off);
-    arg(&a, sizeof(cl_mem), &cu_k);
-    arg(&a, sizeof cu_k_off, &cu_k_off);
-    arg(&a, sizeof total_q, &total_q);
-    arg(&a, sizeof total_k, &total_k);
-    arg(&a, sizeof align_br, &align_br);
-    arg(&a, sizeof(cl_mem), &table);
-    arg(&a, sizeof table_off, &table_off);
-    arg(&a, sizeof max_pages, &max_pages);
-    arg(&a, sizeof page_size, &page_size);
-    arg(&a, sizeof num_pages, &num_pages);
+    clattn__karg(&a, sizeof(cl_mem), &alibi);
+    clattn__karg(&a, sizeof alibi_off, &alibi_off);
+    clattn__karg(&a, sizeof(cl_mem), &keylen);
+    clattn__karg(&a, sizeof keylen_off, &keylen_off);
+    clattn__karg(&a, sizeof n_q, &n_q);
+    clattn__karg(&a, sizeof n_k, &n_k);
+    clattn__karg(&a, sizeof hpk, &hpk);
+    clattn__karg(&a, sizeof scale, &scale);
+    clattn__karg(&a, sizeof diag, &diag);
+    clattn__karg(&a, sizeof win_l, &win_l);
+    clattn__karg(&a, sizeof win_r, &win_r);
+    clattn__karg(&a, sizeof softcap, &softcap);
+    clattn__karg(&a, sizeof(cl_mem), &cu_q);
+    clattn__karg(&a, sizeof cu_q_off, &cu_q_off);
+    clattn__karg(&a, sizeof(cl_mem), &cu_k);
+    clattn__karg(&a, sizeof cu_k_off, &cu_k_off);
+    clattn__karg(&a, sizeof total_q, &total_q);
+    clattn__karg(&a, sizeof total_k, &total_k);
+    clattn__karg(&a, sizeof align_br, &align_br);
+    clattn__karg(&a, sizeof(cl_mem), &table);
+    clattn__karg(&a, sizeof table_off, &table_off);
+    clattn__karg(&a, sizeof max_pages, &max_pages);
+    clattn__karg(&a, sizeof page_size, &page_size);
+    clattn__karg(&a, sizeof num_pages, &num_pages);
     CLATTN_CHECK(a.err == CL_SUCCESS, clattn_status_from_cl(a.err), "clSetKernelArg(%u) failed: %s", a.failed_at,
                  clattn_status_name(clattn_status_from_cl(a.err)));
     CLATTN_CHECK(a.i == CLATTN__ATTN_KERNEL_NARGS, CLATTN_ERROR_INTERNAL,

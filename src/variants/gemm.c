@@ -281,69 +281,33 @@ static clattn_status sgemm(clattn_context *ctx, cl_command_queue queue, const ch
 
 /* ------------------------------------------------------------ kernel arguments */
 
-typedef struct kargs {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint failed_at;
-} kargs;
-
-static void karg(kargs *a, size_t n, const void *v)
-{
-    if (a->err == CL_SUCCESS) {
-        a->err = cla_SetKernelArg(a->k, a->i, n, v);
-        a->failed_at = a->i;
-    }
-    a->i++;
-}
-static void karg_mem(kargs *a, cl_mem m) { karg(a, sizeof m, &m); }
-static void karg_long(kargs *a, int64_t x)
-{
-    const cl_long v = (cl_long)x;
-    karg(a, sizeof v, &v);
-}
-static void karg_ulong(kargs *a, uint64_t x)
-{
-    const cl_ulong v = (cl_ulong)x;
-    karg(a, sizeof v, &v);
-}
-static void karg_int(kargs *a, int64_t x)
-{
-    const cl_int v = (cl_int)x;
-    karg(a, sizeof v, &v);
-}
-static void karg_float(kargs *a, float x)
-{
-    const cl_float v = x;
-    karg(a, sizeof v, &v);
-}
 
 /* buffer, element offset, ndim strides (the plan's normalised ones) */
-static void karg_view(kargs *a, const clattn_tensor *plan_view, const clattn_tensor *call, int ndim, int present)
+static void karg_view(clattn__kargs *a, const clattn_tensor *plan_view, const clattn_tensor *call, int ndim, int present)
 {
-    karg_mem(a, present ? call->buffer : NULL);
-    karg_ulong(a, present ? call->offset / clattn_dtype_size(plan_view->dtype) : 0);
+    clattn__karg_mem(a, present ? call->buffer : NULL);
+    clattn__karg_ulong(a, present ? call->offset / clattn_dtype_size(plan_view->dtype) : 0);
     for (int i = 0; i < ndim; i++)
-        karg_long(a, present ? plan_view->strides[i] : 0);
+        clattn__karg_long(a, present ? plan_view->strides[i] : 0);
 }
 
 /* SEQ_ARGS of kernels/gemm.cl */
-static void karg_seq(kargs *a, const clattn__problem *p, const clattn_args *args)
+static void karg_seq(clattn__kargs *a, const clattn__problem *p, const clattn_args *args)
 {
-    karg_mem(a, p->has_key_lengths ? args->key_lengths : NULL);
-    karg_ulong(a, p->has_key_lengths ? args->key_lengths_offset / 4 : 0);
-    karg_int(a, p->Nq);
-    karg_int(a, p->Nk);
-    karg_long(a, p->off);
-    karg_int(a, p->desc.use_window ? p->desc.window_left : -1);
-    karg_int(a, p->desc.use_window ? p->desc.window_right : -1);
-    karg_int(a, p->desc.align == CLATTN_ALIGN_BOTTOM_RIGHT);
-    karg_mem(a, p->has_varlen ? args->cu_seqlens_q : NULL);
-    karg_ulong(a, p->has_varlen ? args->cu_seqlens_q_offset / 4 : 0);
-    karg_mem(a, p->has_varlen ? args->cu_seqlens_k : NULL);
-    karg_ulong(a, p->has_varlen ? args->cu_seqlens_k_offset / 4 : 0);
-    karg_long(a, p->total_q);
-    karg_long(a, p->total_k);
+    clattn__karg_mem(a, p->has_key_lengths ? args->key_lengths : NULL);
+    clattn__karg_ulong(a, p->has_key_lengths ? args->key_lengths_offset / 4 : 0);
+    clattn__karg_int(a, p->Nq);
+    clattn__karg_int(a, p->Nk);
+    clattn__karg_long(a, p->off);
+    clattn__karg_int(a, p->desc.use_window ? p->desc.window_left : -1);
+    clattn__karg_int(a, p->desc.use_window ? p->desc.window_right : -1);
+    clattn__karg_int(a, p->desc.align == CLATTN_ALIGN_BOTTOM_RIGHT);
+    clattn__karg_mem(a, p->has_varlen ? args->cu_seqlens_q : NULL);
+    clattn__karg_ulong(a, p->has_varlen ? args->cu_seqlens_q_offset / 4 : 0);
+    clattn__karg_mem(a, p->has_varlen ? args->cu_seqlens_k : NULL);
+    clattn__karg_ulong(a, p->has_varlen ? args->cu_seqlens_k_offset / 4 : 0);
+    clattn__karg_long(a, p->total_q);
+    clattn__karg_long(a, p->total_k);
 }
 
 /* A launch: the caller's wait list on the first command only (the queue
@@ -355,7 +319,7 @@ typedef struct launcher {
     const cl_event *wait;
 } launcher;
 
-static clattn_status launch(launcher *l, kargs *a, int kernel, cl_uint dims, const size_t *global,
+static clattn_status launch(launcher *l, clattn__kargs *a, int kernel, cl_uint dims, const size_t *global,
                             const size_t *local, cl_event *ev)
 {
     clattn_status status = CLATTN_SUCCESS;
@@ -522,15 +486,15 @@ static clattn_status gemm_enqueue(clattn_plan *plan, const clattn_args *args, cl
         {
             const size_t tiles = ((size_t)p->Nk + KV_TILE - 1) / KV_TILE;
             const size_t global[2] = {wg * tiles, (size_t)(nb * p->Hkv)}, local[2] = {wg, 1};
-            kargs a = {st->k[K_PACK_KV], 0, CL_SUCCESS, 0};
+            clattn__kargs a = {st->k[K_PACK_KV], 0, CL_SUCCESS, 0};
             karg_view(&a, &p->k, &args->k, 4, 1);
             karg_view(&a, &p->v, &args->v, 4, 1);
-            karg_mem(&a, st->buf[B_KP]);
-            karg_mem(&a, st->buf[B_VP]);
-            karg_mem(&a, st->buf[B_KFLAG]);
-            karg_mem(&a, st->buf[B_TFLAG]);
-            karg_long(&a, b0);
-            karg_int(&a, p->Hkv);
+            clattn__karg_mem(&a, st->buf[B_KP]);
+            clattn__karg_mem(&a, st->buf[B_VP]);
+            clattn__karg_mem(&a, st->buf[B_KFLAG]);
+            clattn__karg_mem(&a, st->buf[B_TFLAG]);
+            clattn__karg_long(&a, b0);
+            clattn__karg_int(&a, p->Hkv);
             karg_seq(&a, p, args);
             status = launch(&l, &a, K_PACK_KV, 2, global, local, NULL);
             if (status)
@@ -545,14 +509,14 @@ static clattn_status gemm_enqueue(clattn_plan *plan, const clattn_args *args, cl
             hw = hhi - hlo;
             if (hw > 0) {
                 const size_t count = (size_t)(nb * p->Hq * nr * p->D);
-                kargs a = {st->k[K_PACK_Q], 0, CL_SUCCESS, 0};
+                clattn__kargs a = {st->k[K_PACK_Q], 0, CL_SUCCESS, 0};
                 karg_view(&a, &p->q, &args->q, 4, 1);
-                karg_mem(&a, st->buf[B_QP]);
-                karg_long(&a, b0);
-                karg_long(&a, i0);
-                karg_int(&a, nr);
-                karg_int(&a, p->Hq);
-                karg_long(&a, (int64_t)count);
+                clattn__karg_mem(&a, st->buf[B_QP]);
+                clattn__karg_long(&a, b0);
+                clattn__karg_long(&a, i0);
+                clattn__karg_int(&a, nr);
+                clattn__karg_int(&a, p->Hq);
+                clattn__karg_long(&a, (int64_t)count);
                 karg_seq(&a, p, args);
                 status = launch(&l, &a, K_PACK_Q, 1, &count, NULL, NULL);
                 if (status)
@@ -566,19 +530,19 @@ static clattn_status gemm_enqueue(clattn_plan *plan, const clattn_args *args, cl
             }
             {
                 const size_t global[3] = {wg * (size_t)nr, (size_t)p->Hq, (size_t)nb}, local[3] = {wg, 1, 1};
-                kargs a = {st->k[K_SOFTMAX], 0, CL_SUCCESS, 0};
-                karg_mem(&a, st->buf[B_S]);
-                karg_mem(&a, st->buf[B_LC]);
-                karg_long(&a, b0);
-                karg_long(&a, i0);
-                karg_int(&a, nr);
-                karg_long(&a, hlo);
-                karg_long(&a, hw);
-                karg_int(&a, p->Hq);
-                karg_float(&a, p->desc.softcap);
+                clattn__kargs a = {st->k[K_SOFTMAX], 0, CL_SUCCESS, 0};
+                clattn__karg_mem(&a, st->buf[B_S]);
+                clattn__karg_mem(&a, st->buf[B_LC]);
+                clattn__karg_long(&a, b0);
+                clattn__karg_long(&a, i0);
+                clattn__karg_int(&a, nr);
+                clattn__karg_long(&a, hlo);
+                clattn__karg_long(&a, hw);
+                clattn__karg_int(&a, p->Hq);
+                clattn__karg_float(&a, p->desc.softcap);
                 karg_view(&a, &p->bias, &args->bias, 4, p->has_bias);
-                karg_mem(&a, p->has_alibi ? args->alibi : NULL);
-                karg_ulong(&a, p->has_alibi ? args->alibi_offset / 4 : 0);
+                clattn__karg_mem(&a, p->has_alibi ? args->alibi : NULL);
+                clattn__karg_ulong(&a, p->has_alibi ? args->alibi_offset / 4 : 0);
                 karg_seq(&a, p, args);
                 status = launch(&l, &a, K_SOFTMAX, 3, global, local, NULL);
                 if (status)
@@ -594,25 +558,25 @@ static clattn_status gemm_enqueue(clattn_plan *plan, const clattn_args *args, cl
             }
             {
                 const size_t global[3] = {wg * (size_t)nr, (size_t)p->Hq, (size_t)nb}, local[3] = {wg, 1, 1};
-                kargs a = {st->k[K_FINISH], 0, CL_SUCCESS, 0};
-                karg_mem(&a, st->buf[B_OC]);
-                karg_mem(&a, st->buf[B_S]);
-                karg_mem(&a, st->buf[B_LC]);
-                karg_mem(&a, st->buf[B_KFLAG]);
-                karg_mem(&a, st->buf[B_TFLAG]);
+                clattn__kargs a = {st->k[K_FINISH], 0, CL_SUCCESS, 0};
+                clattn__karg_mem(&a, st->buf[B_OC]);
+                clattn__karg_mem(&a, st->buf[B_S]);
+                clattn__karg_mem(&a, st->buf[B_LC]);
+                clattn__karg_mem(&a, st->buf[B_KFLAG]);
+                clattn__karg_mem(&a, st->buf[B_TFLAG]);
                 karg_view(&a, &p->v, &args->v, 4, 1);
                 karg_view(&a, &p->o, &args->o, 4, !staged);
                 karg_view(&a, &p->lse, &args->lse, 3, !staged && p->has_lse);
-                karg_mem(&a, st->buf[B_SO]);
-                karg_mem(&a, st->buf[B_SL]);
-                karg_int(&a, !staged);
-                karg_long(&a, b0);
-                karg_long(&a, i0);
-                karg_int(&a, nr);
-                karg_long(&a, hlo);
-                karg_long(&a, hw);
-                karg_int(&a, p->Hq);
-                karg_int(&a, hpk);
+                clattn__karg_mem(&a, st->buf[B_SO]);
+                clattn__karg_mem(&a, st->buf[B_SL]);
+                clattn__karg_int(&a, !staged);
+                clattn__karg_long(&a, b0);
+                clattn__karg_long(&a, i0);
+                clattn__karg_int(&a, nr);
+                clattn__karg_long(&a, hlo);
+                clattn__karg_long(&a, hw);
+                clattn__karg_int(&a, p->Hq);
+                clattn__karg_int(&a, hpk);
                 karg_seq(&a, p, args);
                 status = launch(&l, &a, K_FINISH, 3, global, local, last && !staged ? ev : NULL);
                 if (status)
@@ -622,13 +586,13 @@ static clattn_status gemm_enqueue(clattn_plan *plan, const clattn_args *args, cl
     }
     if (staged) {
         const size_t count = g->elems[B_SO];
-        kargs a = {st->k[K_COMMIT], 0, CL_SUCCESS, 0};
-        karg_mem(&a, st->buf[B_SO]);
-        karg_mem(&a, st->buf[B_SL]);
+        clattn__kargs a = {st->k[K_COMMIT], 0, CL_SUCCESS, 0};
+        clattn__karg_mem(&a, st->buf[B_SO]);
+        clattn__karg_mem(&a, st->buf[B_SL]);
         karg_view(&a, &p->o, &args->o, 4, 1);
         karg_view(&a, &p->lse, &args->lse, 3, p->has_lse);
-        karg_int(&a, p->Hq);
-        karg_long(&a, (int64_t)count);
+        clattn__karg_int(&a, p->Hq);
+        clattn__karg_long(&a, (int64_t)count);
         karg_seq(&a, p, args);
         status = launch(&l, &a, K_COMMIT, 1, &count, NULL, ev);
     }
