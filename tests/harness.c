@@ -93,10 +93,12 @@ static double plain_f32_error(const attn_case *c, const void *hq, const void *hk
     double worst = 0.0;
     if (!s)
         return INFINITY;
-    /* Two plain implementations, summing D forwards and backwards: one
-     * ordering alone is a single sample of f32 rounding noise, and a device
-     * with its own order could exceed 3x it by chance. */
-    for (int order = 0; order < 2; order++)
+    /* Four plain implementations, summing D forwards, backwards, in 8 lanes
+     * (as SIMD code and GEMM tiles do) and in 4 lanes of fused multiply-adds:
+     * one ordering alone is a single sample of f32 rounding noise, and a
+     * device with its own order (CLBlast's tiles for the gemm variant) could
+     * exceed 3x it by chance. */
+    for (int order = 0; order < 4; order++)
     for (int64_t b = 0; b < c->B; b++)
         for (int64_t h = 0; h < c->Hq; h++)
             for (int64_t i = 0; i < c->Nq; i++) {
@@ -104,12 +106,18 @@ static double plain_f32_error(const attn_case *c, const void *hq, const void *hk
                 const int64_t hi = c->causal ? (i + off + 1 < c->Nk ? i + off + 1 : c->Nk) : c->Nk;
                 float m = -INFINITY, l = 0.0f;
                 for (int64_t j = 0; j < hi; j++) {
-                    float dot = 0.0f;
+                    float lane[8] = {0};
+                    const int lanes = order == 2 ? 8 : order == 3 ? 4 : 1;
                     for (int64_t dd = 0; dd < c->D; dd++) {
-                        const int64_t d = order ? c->D - 1 - dd : dd;
-                        dot += get(hq, c->dtype, (size_t)(((b * c->Hq + h) * c->Nq + i) * c->D + d)) *
-                               get(hk, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->D + d));
+                        const int64_t d = order == 1 ? c->D - 1 - dd : dd;
+                        const float x = get(hq, c->dtype, (size_t)(((b * c->Hq + h) * c->Nq + i) * c->D + d));
+                        const float y = get(hk, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->D + d));
+                        float *acc = &lane[dd % lanes];
+                        *acc = order == 3 ? fmaf(x, y, *acc) : *acc + x * y;
                     }
+                    float dot = 0.0f;
+                    for (int e = 0; e < lanes; e++)
+                        dot += lane[e];
                     s[j] = dot * scale;
                     m = s[j] > m ? s[j] : m;
                 }
