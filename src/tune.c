@@ -170,7 +170,13 @@ static clattn_status fit(const clattn_context *ctx, const clattn__problem *p, cl
         pr.vec = 1;
     /* Keep each work-item's accumulator (ceil(Dv / tpr) * rows floats) in
      * registers on GPUs: more work-items per row for large Dv. */
-    if (guess) {
+    /* Not on CPUs when flash's transposed-K form applies (TPR = 1, D, Dv and
+     * block_n multiples of 8): there the accumulator lives in memory across
+     * barriers anyway, and widening TPR to 2 leaves that form (4x slower at
+     * D = 128 in `clattn tune --compare`, bench/RESULTS.md). */
+    const int kt_form =
+        is_cpu && pr.tpr == 1 && p->D % 8 == 0 && p->Dv % 8 == 0 && pr.block_n % 8 == 0 && !p->has_block_table;
+    if (guess && !kt_form) {
         const int cap = is_cpu ? 256 : 64;
         while (pr.tpr < 32 && ((p->Dv + pr.tpr - 1) / pr.tpr) * pr.rows > cap)
             pr.tpr *= 2;
