@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests.h"
 
@@ -36,7 +37,14 @@ const char *case_str(const attn_case *c, char *buf, size_t n)
 
 static size_t esz(clattn_dtype d) { return clattn_dtype_size(d); }
 
-static void put(void *p, clattn_dtype dt, size_t i, float x)
+double test_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void test_put(void *p, clattn_dtype dt, size_t i, float x)
 {
     if (dt == CLATTN_F16)
         ((uint16_t *)p)[i] = clattn_float_to_half(x);
@@ -46,7 +54,7 @@ static void put(void *p, clattn_dtype dt, size_t i, float x)
         ((float *)p)[i] = x;
 }
 
-static float get(const void *p, clattn_dtype dt, size_t i)
+float test_get(const void *p, clattn_dtype dt, size_t i)
 {
     if (dt == CLATTN_F16)
         return clattn_half_to_float(((const uint16_t *)p)[i]);
@@ -110,8 +118,8 @@ static double plain_f32_error(const attn_case *c, const void *hq, const void *hk
                     const int lanes = order == 2 ? 8 : order == 3 ? 4 : 1;
                     for (int64_t dd = 0; dd < c->D; dd++) {
                         const int64_t d = order == 1 ? c->D - 1 - dd : dd;
-                        const float x = get(hq, c->dtype, (size_t)(((b * c->Hq + h) * c->Nq + i) * c->D + d));
-                        const float y = get(hk, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->D + d));
+                        const float x = test_get(hq, c->dtype, (size_t)(((b * c->Hq + h) * c->Nq + i) * c->D + d));
+                        const float y = test_get(hk, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->D + d));
                         float *acc = &lane[dd % lanes];
                         *acc = order == 3 ? fmaf(x, y, *acc) : *acc + x * y;
                     }
@@ -126,7 +134,7 @@ static double plain_f32_error(const attn_case *c, const void *hq, const void *hk
                 for (int64_t d = 0; d < c->Dv; d++) {
                     float acc = 0.0f;
                     for (int64_t j = 0; j < hi; j++)
-                        acc += s[j] * get(hv, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->Dv + d));
+                        acc += s[j] * test_get(hv, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->Dv + d));
                     const float o = hi > 0 ? acc / l : 0.0f;
                     const double e = fabs((double)o - ref[((b * c->Hq + h) * c->Nq + i) * c->Dv + d]);
                     worst = e > worst ? e : worst;
@@ -221,18 +229,18 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
 
     /* ---- inputs: random, rounded to the storage dtype */
     for (size_t i = 0; i < nq; i++)
-        put(hq, c.dtype, i, amp * test_rand_uniform(&rng));
+        test_put(hq, c.dtype, i, amp * test_rand_uniform(&rng));
     for (size_t i = 0; i < nk; i++)
-        put(hk, c.dtype, i, amp * test_rand_uniform(&rng));
+        test_put(hk, c.dtype, i, amp * test_rand_uniform(&rng));
     for (size_t i = 0; i < nv; i++)
-        put(hv, c.dtype, i, amp * test_rand_uniform(&rng));
+        test_put(hv, c.dtype, i, amp * test_rand_uniform(&rng));
     if (c.constant != 0.0f) {
         for (size_t i = 0; i < nq; i++)
-            put(hq, c.dtype, i, c.constant);
+            test_put(hq, c.dtype, i, c.constant);
         for (size_t i = 0; i < nk; i++)
-            put(hk, c.dtype, i, c.constant);
+            test_put(hk, c.dtype, i, c.constant);
         for (size_t i = 0; i < nv; i++)
-            put(hv, c.dtype, i, c.constant);
+            test_put(hv, c.dtype, i, c.constant);
     }
     if (c.dominant) {
         /* Every query gets a large component 0; one key per (b, kv head) too:
@@ -240,10 +248,10 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
         for (int b = 0; b < c.B; b++)
             for (int h = 0; h < c.Hkv; h++) {
                 int jstar = (int)(test_rand_u64(&rng) % (uint64_t)c.Nk);
-                put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + jstar) * c.D, 12.0f * amp);
+                test_put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + jstar) * c.D, 12.0f * amp);
             }
         for (size_t i = 0; i < (size_t)c.B * c.Hq * c.Nq; i++)
-            put(hq, c.dtype, i * c.D, 12.0f * amp);
+            test_put(hq, c.dtype, i * c.D, 12.0f * amp);
     }
     if (c.key_lengths) {
         hkl = malloc((size_t)c.B * sizeof *hkl);
@@ -290,9 +298,9 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
                     continue;
                 for (int h = 0; h < c.Hkv; h++) {
                     for (int d = 0; d < c.D; d++)
-                        put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.D + d, NAN);
+                        test_put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.D + d, NAN);
                     for (int d = 0; d < c.Dv; d++)
-                        put(hv, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.Dv + d, NAN);
+                        test_put(hv, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.Dv + d, NAN);
                 }
             }
     }
@@ -471,14 +479,14 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
     /* ---- compare O */
     if (c.varlen)
         for (size_t i = 0; i < no; i++)
-            dev_o[i] = get(o.host + off * esz(c.dtype), c.dtype, i);
+            dev_o[i] = test_get(o.host + off * esz(c.dtype), c.dtype, i);
     else
         for (int64_t b = 0; b < c.B; b++)
         for (int64_t h = 0; h < c.Hq; h++)
             for (int64_t n = 0; n < c.Nq; n++)
                 for (int64_t d = 0; d < c.Dv; d++)
                     dev_o[(size_t)(((b * c.Hq + h) * c.Nq + n) * c.Dv + d)] =
-                        get(o.host + off * esz(c.dtype), c.dtype, at(so, b, h, n, d));
+                        test_get(o.host + off * esz(c.dtype), c.dtype, at(so, b, h, n, d));
     {
         double atol, rtol, mn;
         clattn_compare_result cr = clattn_compare_f32(dev_o, ref_o, no);

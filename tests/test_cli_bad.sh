@@ -21,22 +21,6 @@ unset CLATTN_DEVICE CLATTN_VARIANT CLATTN_TUNING_FILE
 
 cases=0
 
-ok() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-bad() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    local f
-    for f in "$@"; do
-        [ -s "$f" ] && sed 's/^/       | /' "$f" | head -12
-    done
-}
-
 # Output paths the failing cases name; OUTS lists them all.
 FO=$tmp/out/o.npy
 FL=$tmp/out/lse.npy
@@ -80,10 +64,10 @@ expect() {
         [ -z "$why" ] || break
     done
     if [ -z "$why" ]; then
-        ok "$name"
+        pass "$name"
     else
         echo "       (${why#; })"
-        bad "$name" stderr.txt
+        fail "$name" stderr.txt
     fi
 }
 
@@ -94,10 +78,10 @@ expect_ok() {
     "$CLATTN" "$@" >stdout.txt 2>stderr.txt
     local rc=$?
     if [ "$rc" -eq 0 ]; then
-        ok "control: $name"
+        pass "control: $name"
     else
         echo "       (exit $rc)"
-        bad "control: $name" stdout.txt stderr.txt
+        fail "control: $name" stdout.txt stderr.txt
     fi
 }
 
@@ -184,7 +168,7 @@ expect_ok "run with bias, ALiBi, key lengths" run --q qb.npy --k kb.npy --v vb.n
     --alibi alibi.npy --key-lengths kl.npy --verify
 expect_ok "Fortran-order --q is read (transposed to C order)" run --q qF.npy --k k.npy --v v.npy --verify
 expect_ok "int64 key lengths within range" run --q qb.npy --k kb.npy --v vb.npy --key-lengths kl.npy --verify
-if [ -f good_o.npy ] && [ -f good_l.npy ]; then ok "control: outputs written"; else bad "control: outputs written"; fi
+if [ -f good_o.npy ] && [ -f good_l.npy ]; then pass "control: outputs written"; else fail "control: outputs written"; fi
 
 QKV=(--q q.npy --k k.npy --v v.npy)
 OUT=(--out "$FO" --lse "$FL")
@@ -303,7 +287,7 @@ for m in "${malformed[@]}"; do
     esac
     # the reader's own rejections name the file (the rest are valid .npy of the wrong type or shape)
     case $m in m_f8 | m_scalar | m_empty_dim) ;; *)
-        grep -q -F "$m.npy" stderr.txt || bad "run: malformed $m.npy: the message does not name the file" stderr.txt ;;
+        grep -q -F "$m.npy" stderr.txt || fail "run: malformed $m.npy: the message does not name the file" stderr.txt ;;
     esac
     i=$((i + 1))
 done
@@ -412,7 +396,7 @@ expect "prof: --device 1:x" 2 "--device" prof --sizes 16 --device 1:x "${PO[@]}"
 # Larger than the device: refused before anything that size is allocated (exit 3, the device's limit).
 expect "prof: N = 2000000, H 64, D 256 is beyond the device" 3 "--sizes" prof --sizes 2000000 --heads 64 --dim 256 \
     --variants flash --no-verify --min-time 0 --repeat 1 "${PO[@]}"
-grep -q "device memory" stderr.txt || bad "prof beyond the device: the message does not say device memory" stderr.txt
+grep -q "device memory" stderr.txt || fail "prof beyond the device: the message does not say device memory" stderr.txt
 
 # ---------------------------------------------------------------- check
 for c in 0 -1 100000001 x 1e3 ''; do

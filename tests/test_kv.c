@@ -43,39 +43,13 @@ static int subset_skip(int i)
     return k > 1 && i % k != 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void put(void *p, clattn_dtype dt, size_t i, float x)
-{
-    if (dt == CLATTN_F16)
-        ((uint16_t *)p)[i] = clattn_float_to_half(x);
-    else if (dt == CLATTN_BF16)
-        ((uint16_t *)p)[i] = clattn_float_to_bf16(x);
-    else
-        ((float *)p)[i] = x;
-}
-
-static float get(const void *p, clattn_dtype dt, size_t i)
-{
-    if (dt == CLATTN_F16)
-        return clattn_half_to_float(((const uint16_t *)p)[i]);
-    if (dt == CLATTN_BF16)
-        return clattn_bf16_to_float(((const uint16_t *)p)[i]);
-    return ((const float *)p)[i];
-}
-
 /* x rounded to dtype and back */
 static float rnd(clattn_dtype dt, float x)
 {
     uint16_t h[1];
     float f[1];
-    put(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0, x);
-    return get(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0);
+    test_put(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0, x);
+    return test_get(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0);
 }
 
 static void *xmalloc(size_t n)
@@ -174,7 +148,7 @@ static void gather(const outbuf *ob, clattn_dtype dt, const int64_t s[4], int64_
         for (int64_t h = 0; h < H; h++)
             for (int64_t n = 0; n < N; n++)
                 for (int64_t d = 0; d < D; d++)
-                    dst[((b * H + h) * N + n) * D + d] = get(base, dt, at4(s, b, h, n, d));
+                    dst[((b * H + h) * N + n) * D + d] = test_get(base, dt, at4(s, b, h, n, d));
 }
 
 /* O against a reference with the dtype's tolerance; LSE: -inf exactly where
@@ -370,7 +344,7 @@ static int run_merge_case(const merge_case *c, uint64_t seed, double *worst_o, d
                 for (int64_t n = 0; n < c->N; n++) {
                     const size_t r = (size_t)((b * c->H + hh) * c->N + n);
                     for (int64_t dd = 0; dd < c->Dv; dd++)
-                        put(hb + off * pes, c->pdt, at4(s, b, hh, n, dd), po[p][r * (size_t)c->Dv + (size_t)dd]);
+                        test_put(hb + off * pes, c->pdt, at4(s, b, hh, n, dd), po[p][r * (size_t)c->Dv + (size_t)dd]);
                     hl[off + at4(ls, b, hh, n, 0)] = pl[p][r];
                 }
         mo[p] = upload(hb, (off + no) * pes);
@@ -443,13 +417,13 @@ START_TEST(merge_exact)
     };
     const int n = (int)(sizeof cases / sizeof cases[0]);
     int bad = 0, ran = 0;
-    double wo = 0, wl = 0, t0 = now_s();
+    double wo = 0, wl = 0, t0 = test_now_s();
     for (int i = 0; i < n; i++)
         if (!subset_skip(i))
             bad += !run_merge_case(&cases[i], test_seed() ^ (0x3e7ull + (uint64_t)i), &wo, &wl), ran++;
     printf("kv merge: %d cases (1..13 parts, empty parts and rows, f32/f16/bf16), %d failed, worst |dO| %.3g "
            "(against the exact merge of the stored parts), |dLSE| %.3g, %.1f s\n",
-           ran, bad, wo, wl, now_s() - t0);
+           ran, bad, wo, wl, test_now_s() - t0);
     ck_assert_int_eq(bad, 0);
 }
 END_TEST
@@ -666,8 +640,8 @@ static void paged_world_make(const paged_case *c, uint64_t *rng, paged_world *w)
             for (int64_t n = 0; n < w->Nk; n++)
                 for (int64_t d = 0; d < c->D; d++) {
                     const size_t i = (size_t)(((b * c->Hkv + h) * w->Nk + n) * c->D + d);
-                    put(w->kc, c->dtype, i, n < w->lens[b] ? 1.5f * test_rand_uniform(rng) : NAN);
-                    put(w->vc, c->dtype, i, n < w->lens[b] ? test_rand_uniform(rng) : NAN);
+                    test_put(w->kc, c->dtype, i, n < w->lens[b] ? 1.5f * test_rand_uniform(rng) : NAN);
+                    test_put(w->vc, c->dtype, i, n < w->lens[b] ? test_rand_uniform(rng) : NAN);
                 }
     /* pool pages in a random order */
     perm = xmalloc((size_t)w->num_pages * sizeof *perm);
@@ -682,8 +656,8 @@ static void paged_world_make(const paged_case *c, uint64_t *rng, paged_world *w)
     w->pk = xmalloc((size_t)w->num_pages * c->Hkv * c->ps * c->D * es);
     w->pv = xmalloc((size_t)w->num_pages * c->Hkv * c->ps * c->D * es);
     for (size_t i = 0; i < (size_t)w->num_pages * c->Hkv * c->ps * c->D; i++) {
-        put(w->pk, c->dtype, i, NAN);
-        put(w->pv, c->dtype, i, NAN);
+        test_put(w->pk, c->dtype, i, NAN);
+        test_put(w->pv, c->dtype, i, NAN);
     }
     w->table = xmalloc((size_t)c->B * c->max_pages * sizeof *w->table);
     used = 0;
@@ -698,8 +672,8 @@ static void paged_world_make(const paged_case *c, uint64_t *rng, paged_world *w)
                     for (int64_t d = 0; d < c->D; d++) {
                         const size_t src = (size_t)(((b * c->Hkv + h) * w->Nk + j * c->ps + s) * c->D + d);
                         const size_t dst = at4(w->pool_s, w->table[b * c->max_pages + j], h, s, d);
-                        put(w->pk, c->dtype, dst, get(w->kc, c->dtype, src));
-                        put(w->pv, c->dtype, dst, get(w->vc, c->dtype, src));
+                        test_put(w->pk, c->dtype, dst, test_get(w->kc, c->dtype, src));
+                        test_put(w->pv, c->dtype, dst, test_get(w->vc, c->dtype, src));
                     }
         }
     free(perm);
@@ -743,7 +717,7 @@ static int run_paged_case(const paged_case *c, uint64_t seed, double *worst, int
     char msg[512], what[256];
     paged_world_make(c, &rng, &w);
     for (size_t i = 0; i < nq; i++)
-        put(q, c->dtype, i, test_rand_uniform(&rng));
+        test_put(q, c->dtype, i, test_rand_uniform(&rng));
     memset(&h, 0, sizeof h);
     h.q = (clattn_host_tensor){q, c->dtype, {c->B, c->Hq, c->Nq, c->D}};
     h.k = (clattn_host_tensor){w.kc, c->dtype, {c->B, c->Hkv, w.Nk, c->D}};
@@ -840,13 +814,13 @@ START_TEST(paged_vs_contiguous)
     };
     const int n = (int)(sizeof cases / sizeof cases[0]);
     int bad = 0, bitwise = 0, ran = 0;
-    double worst[3] = {0, 0, 0}, t0 = now_s();
+    double worst[3] = {0, 0, 0}, t0 = test_now_s();
     for (int i = 0; i < n; i++)
         if (!subset_skip(i))
             bad += !run_paged_case(&cases[i], test_seed() ^ (0x9a6edull + (uint64_t)i), worst, &bitwise), ran++;
     printf("kv paged: %d cases (pages of 16 and 64 keys in shuffled order, decode and flash), %d failed; worst |dO| vs "
            "reference: contiguous %.3g, paged %.3g; paged vs contiguous %.3g (%d of %d bitwise identical), %.1f s\n",
-           ran, bad, worst[0], worst[1], worst[2], bitwise, ran, now_s() - t0);
+           ran, bad, worst[0], worst[1], worst[2], bitwise, ran, test_now_s() - t0);
     ck_assert_int_eq(bad, 0);
 }
 END_TEST
@@ -1024,7 +998,7 @@ START_TEST(decode_gaps)
     static const int nqs[] = {1, 2, 3, 16};
     static const int nks[] = {1, 300, 4099};
     int n = 0, bad = 0;
-    double worst = 0, t0 = now_s();
+    double worst = 0, t0 = test_now_s();
     uint64_t seed = test_seed() ^ 0x6a95ull;
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 3; b++) {
@@ -1058,7 +1032,7 @@ START_TEST(decode_gaps)
     }
     printf("kv decode gaps: %d cases (GQA 16:2, key-length alignment, lengths 0/1/Nk/random), %d failed, worst |dO| "
            "%.3g, %.1f s\n",
-           n, bad, worst, now_s() - t0);
+           n, bad, worst, test_now_s() - t0);
     ck_assert_int_eq(bad, 0);
 }
 END_TEST
@@ -1123,9 +1097,9 @@ static clattn_status cache_append(clattn_kvcache *kv, mirror *m, int seq, int n_
     layout(bshd, m->H, n_new, m->D, sk);
     layout(bshd, m->H, n_new, m->Dv, sv);
     for (size_t i = 0; i < nk; i++)
-        put(hk, src, i, 1.5f * test_rand_uniform(rng));
+        test_put(hk, src, i, 1.5f * test_rand_uniform(rng));
     for (size_t i = 0; i < nv; i++)
-        put(hv, src, i, test_rand_uniform(rng));
+        test_put(hv, src, i, test_rand_uniform(rng));
     mk = upload(hk, nk * es);
     mv = upload(hv, nv * es);
     tk = clattn_tensor_make(mk, 0, src, nseq, m->H, n_new, m->D);
@@ -1141,10 +1115,10 @@ static clattn_status cache_append(clattn_kvcache *kv, mirror *m, int seq, int n_
                 for (int t = 0; t < c; t++) {
                     for (int d = 0; d < m->D; d++)
                         m->k[(((size_t)s * m->H + h) * MAXN + (size_t)(m->len[s] + t)) * m->D + (size_t)d] =
-                            rnd(m->dtype, get(hk, src, at4(sk, b, h, t, d)));
+                            rnd(m->dtype, test_get(hk, src, at4(sk, b, h, t, d)));
                     for (int d = 0; d < m->Dv; d++)
                         m->v[(((size_t)s * m->H + h) * MAXN + (size_t)(m->len[s] + t)) * m->Dv + (size_t)d] =
-                            rnd(m->dtype, get(hv, src, at4(sv, b, h, t, d)));
+                            rnd(m->dtype, test_get(hv, src, at4(sv, b, h, t, d)));
                 }
             m->len[s] += c;
         }
@@ -1194,14 +1168,14 @@ static void cache_check_contents(clattn_kvcache *kv, const mirror *m, const char
                 for (int d = 0; d < m->D; d++) {
                     const size_t i = (size_t)(((outer * m->H + h) * a.k.shape[2] + row) * m->D + d);
                     const float want = m->k[(((size_t)b * m->H + h) * MAXN + (size_t)n) * m->D + (size_t)d];
-                    ck_assert_msg(get(hk, m->dtype, i) == want, "%s: k[%d][%d][%d][%d] = %g, appended %g", what, b, h,
-                                  n, d, (double)get(hk, m->dtype, i), (double)want);
+                    ck_assert_msg(test_get(hk, m->dtype, i) == want, "%s: k[%d][%d][%d][%d] = %g, appended %g", what, b, h,
+                                  n, d, (double)test_get(hk, m->dtype, i), (double)want);
                 }
                 for (int d = 0; d < m->Dv; d++) {
                     const size_t i = (size_t)(((outer * m->H + h) * a.v.shape[2] + row) * m->Dv + d);
                     const float want = m->v[(((size_t)b * m->H + h) * MAXN + (size_t)n) * m->Dv + (size_t)d];
-                    ck_assert_msg(get(hv, m->dtype, i) == want, "%s: v[%d][%d][%d][%d] = %g, appended %g", what, b, h,
-                                  n, d, (double)get(hv, m->dtype, i), (double)want);
+                    ck_assert_msg(test_get(hv, m->dtype, i) == want, "%s: v[%d][%d][%d][%d] = %g, appended %g", what, b, h,
+                                  n, d, (double)test_get(hv, m->dtype, i), (double)want);
                 }
             }
     free(hk);
@@ -1230,11 +1204,11 @@ static int cache_attend_check(clattn_context *ctx, clattn_kvcache *kv, const mir
     double eo, el;
     int ok;
     for (size_t i = 0; i < nq; i++)
-        put(q, m->dtype, i, test_rand_uniform(rng));
+        test_put(q, m->dtype, i, test_rand_uniform(rng));
     for (size_t i = 0; i < (size_t)m->B * m->H * MAXN * m->D; i++)
-        put(kk, m->dtype, i, m->k[i]);
+        test_put(kk, m->dtype, i, m->k[i]);
     for (size_t i = 0; i < (size_t)m->B * m->H * MAXN * m->Dv; i++)
-        put(vv, m->dtype, i, m->v[i]);
+        test_put(vv, m->dtype, i, m->v[i]);
     memset(&d, 0, sizeof d);
     d.causal = causal;
     d.align = CLATTN_ALIGN_BOTTOM_RIGHT; /* in the cache: against each sequence's length */
@@ -1290,7 +1264,7 @@ START_TEST(kvcache_life)
     clattn_kvcache *kv;
     char what[128];
     int bad = 0, attends = 0;
-    double worst = 0, t0 = now_s();
+    double worst = 0, t0 = test_now_s();
     const int32_t counts[3] = {5, 0, 17};
     int64_t cap0;
     snprintf(what, sizeof what, "kvcache %s %s", kinds[k].ps ? "paged" : "contiguous", clattn_dtype_name(kinds[k].dtype));
@@ -1333,7 +1307,7 @@ START_TEST(kvcache_life)
     printf("%s: capacity %lld -> %lld keys per sequence, %zu device bytes; %d attends, %d failed, worst |dO| %.3g, "
            "%.1f s\n",
            what, (long long)cap0, (long long)clattn_kvcache_capacity(kv), clattn_kvcache_device_bytes(kv), attends,
-           bad, worst, now_s() - t0);
+           bad, worst, test_now_s() - t0);
     ck_assert_int_gt(clattn_kvcache_capacity(kv), cap0); /* it grew on the way */
     clattn_kvcache_free(kv);
     mirror_free(&m);
@@ -1559,14 +1533,14 @@ typedef struct sweep {
 static void sweep_begin(sweep *s, const char *name, long calls)
 {
     memset(s, 0, sizeof *s);
-    s->name = name, s->calls = calls, s->t0 = now_s();
+    s->name = name, s->calls = calls, s->t0 = test_now_s();
     ck_assert_msg(calls > 0, "%s: no call through the dispatch layer counted", name);
 }
 
 static void sweep_end(const sweep *s)
 {
     printf("kv faults: %-40s %4ld calls x %d codes: %4ld failed cleanly, %3ld tolerated (result verified), %.1f s\n",
-           s->name, s->calls, NCODES, s->failed, s->tolerated, now_s() - s->t0);
+           s->name, s->calls, NCODES, s->failed, s->tolerated, test_now_s() - s->t0);
     ck_assert_int_eq(s->failed + s->tolerated, s->calls * NCODES);
     ck_assert_msg(s->failed > 0, "%s: no injected fault made the operation fail", s->name);
 }

@@ -334,13 +334,6 @@ cleanup:
     host_free(&h);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* CLATTN_TEST_SUBSET=k: every k-th case (the sanitizer pass). */
 static int subset_stride(void)
 {
@@ -356,7 +349,7 @@ static void run_cases(const char *label, const mha_case *cases, int n)
     int ran = 0, bad = 0, skipped = 0;
     double worst = 0.0, worst_rel = 0.0, worst_nmse = 0.0;
     char buf[256];
-    const double t0 = now_s();
+    const double t0 = test_now_s();
     ck_assert_ptr_nonnull(ctx);
     for (int i = 0; i < n; i++) {
         mha_result r;
@@ -380,7 +373,7 @@ static void run_cases(const char *label, const mha_case *cases, int n)
         worst_nmse = fmax(worst_nmse, r.nmse);
     }
     printf("mha %s: %d cases, %d failed, %d skipped; worst max|y err| %.2g (%.2g of max|y|), NMSE %.2g; %.1f s\n",
-           label, ran, bad, skipped, worst, worst_rel, worst_nmse, now_s() - t0);
+           label, ran, bad, skipped, worst, worst_rel, worst_nmse, test_now_s() - t0);
     ck_assert_msg(bad == 0, "mha %s: %d of %d cases failed", label, bad, ran);
     ck_assert_msg(ran - skipped > 0, "mha %s: no case ran", label);
 }
@@ -872,7 +865,7 @@ START_TEST(faults_create)
     clattn_mha_desc d;
     clattn_mha *mha = NULL;
     long calls, failed = 0, tolerated = 0;
-    const double t0 = now_s();
+    const double t0 = test_now_s();
     fx_setup();
     d = mha_desc(&F.c);
     F.ctx = fx_adopt();
@@ -914,7 +907,7 @@ START_TEST(faults_create)
             assert_no_leak(what);
         }
     printf("mha faults: clattn_mha_create, %ld calls x %d codes: %ld failed cleanly, %ld tolerated (result verified), "
-           "%.1f s\n", calls, NCODES, failed, tolerated, now_s() - t0);
+           "%.1f s\n", calls, NCODES, failed, tolerated, test_now_s() - t0);
     ck_assert_int_eq(failed + tolerated, calls * NCODES);
     ck_assert_int_gt(failed, 0);
     fx_teardown();
@@ -943,7 +936,7 @@ START_TEST(faults_run)
     clattn_mha *mha = NULL;
     long calls, failed = 0, tolerated = 0, blas_at[16];
     int nblas = 0;
-    const double t0 = now_s();
+    const double t0 = test_now_s();
     fx_setup();
     d = mha_desc(&F.c);
     F.ctx = fx_adopt();
@@ -1014,7 +1007,7 @@ START_TEST(faults_run)
             fx_run_ok(mha, "after a CLBlast error");
         }
     printf("mha faults: %zu CLBlast codes at each of the %d CLBlast calls: mapped as expected; %.1f s\n",
-           sizeof blas_codes / sizeof blas_codes[0], nblas, now_s() - t0);
+           sizeof blas_codes / sizeof blas_codes[0], nblas, test_now_s() - t0);
     clattn_mha_free(mha);
     clattn_context_free(F.ctx);
     F.ctx = NULL;

@@ -36,6 +36,12 @@ Suite *suite_tune(void);
 uint64_t test_seed(void);
 uint64_t test_rand_u64(uint64_t *state);
 float test_rand_uniform(uint64_t *state); /* in [-1, 1) */
+/* Element i of a host array of dtype (f32, f16 or bf16 storage) as float, and back
+ * (stores round to nearest even). */
+float test_get(const void *p, clattn_dtype dt, size_t i);
+void test_put(void *p, clattn_dtype dt, size_t i, float x);
+/* Monotonic clock in seconds, for the run times suites print. */
+double test_now_s(void);
 void test_fill_uniform(float *x, size_t n, float scale, uint64_t *state);
 
 /* A temporary directory unique to this process, created on first use. */
