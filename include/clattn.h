@@ -48,6 +48,8 @@ extern "C" {
 
 /** Largest head dimension any variant accepts. */
 #define CLATTN_MAX_HEAD_DIM 256
+/** Largest query rows per work-item (clattn_launch_params.rows). */
+#define CLATTN_MAX_ROWS 128
 
 /* ------------------------------------------------------------------------ */
 /* Status codes                                                             */
@@ -419,7 +421,7 @@ CLATTN_API const char *clattn_plan_params_json(const clattn_plan *plan);
 typedef struct clattn_launch_params {
     int block_m; /**< query rows per work-group, a multiple of rows */
     int block_n; /**< keys per K/V tile in local memory */
-    int rows;    /**< query rows per work-item */
+    int rows;    /**< query rows per work-item, 1..CLATTN_MAX_ROWS */
     int tpr;     /**< work-items per row group (split the keys for scores, Dv for the output) */
     int vec;     /**< 1 or 4: width of global loads (4 needs contiguous rows and D, Dv multiples of 4) */
     int wg;      /**< naive: work-items per work-group */

@@ -17,8 +17,10 @@
  * rows, and tiles every row keeps whole skip the per-key mask. CPU
  * implementations such as PoCL vectorise across work-items, which small
  * work-groups of 4-8 items leave mostly idle; explicit vectors fill the SIMD
- * lanes instead (bench/RESULTS.md, notes). Otherwise the dot products use
- * float8 along D when D is a multiple of 8 (common.cl).
+ * lanes instead (bench/RESULTS.md, notes). The CPU default goes further:
+ * one work-item per work-group (ROWS = BLOCK_M, WG = 1) owns the whole row
+ * block and runs QK^T and P V as register-tiled products. Otherwise the dot
+ * products use float8 along D when D is a multiple of 8 (common.cl).
  *
  * NDRange: dim 0 ceil(Nq / BLOCK_M) * WG, dim 1 query heads, dim 2 batch.
  */
@@ -50,6 +52,11 @@
 #ifndef KT_RB
 #define KT_RB ROWS /* rows whose scores are computed together */
 #endif
+/* Register tiles of the one-work-item form (WG == 1): RT_R rows by QK_CB
+ * (PV_CB) float8 vectors of accumulators, at most 4 x 4 (16 vector registers). */
+#define RT_R (ROWS % 4 == 0 ? 4 : ROWS % 2 == 0 ? 2 : 1)
+#define QK_CB ((BLOCK_N / 8) % 4 == 0 ? 4 : (BLOCK_N / 8) % 2 == 0 ? 2 : 1)
+#define PV_CB ((HEAD_DIM_V / 8) % 4 == 0 ? 4 : (HEAD_DIM_V / 8) % 2 == 0 ? 2 : 1)
 #if KT_PATH
 #if IN_DTYPE == 0
 #define LOAD8(p, i) vload8(0, (p) + (i))
@@ -69,6 +76,7 @@ inline void load_rows_t(__local float *KT, __global const in_t *src, const long 
     for (int idx = (int)get_local_id(0); idx < BLOCK_N / 8 * (HEAD_DIM / 8); idx += WG) {
         const int rb = idx / (HEAD_DIM / 8), d = (idx - rb * (HEAD_DIM / 8)) * 8, r = rb * 8;
         float8 x[8];
+#pragma unroll
         for (int e = 0; e < 8; e++) {
             const long n = n0 + r + e;
             x[e] = n < end ? LOAD8(src, base + n * sn + d) : (float8)(0.0f);
@@ -222,7 +230,147 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
 
     load_rows(Qs, LDQ, q, qbase, qsn, qsd, m0, BLOCK_M, sq.nq, HEAD_DIM);
 
-#if KT_PATH
+#if KT_PATH && WG == 1
+    /* One work-item owns the whole row block (ROWS = BLOCK_M): the barriers
+     * have no one to wait for, and on CPU implementations that compile a
+     * work-group into loops over its work-items nothing lives across them
+     * in per-item context memory. QK^T and P V run as register-tiled
+     * products, like a GEMM micro-kernel: RT_R rows by QK_CB (PV_CB) float8
+     * vectors of accumulators, each loaded vector reused for RT_R rows and
+     * each broadcast scalar for the CB vectors. The small loops are unrolled
+     * explicitly: some compilers (PoCL's) otherwise keep the accumulator
+     * tile in memory (bench/RESULTS.md, notes). */
+    for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        load_rows_t(KT, k, kbase, ksn, ksd, n0, hi);
+        load_rows_v(Vs, v, vbase, vsn, vsd, n0, hi);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        int full = HAS_BIAS == 0;
+        for (int r = 0; r < ROWS; r++)
+            if (ri[r].i < sq.nq && (ri[r].lo > n0 || ri[r].hi < n0 + BLOCK_N))
+                full = 0;
+        float p[ROWS][BLOCK_N]; /* scores, then probabilities */
+        for (int r0 = 0; r0 < ROWS; r0 += RT_R)
+            for (int c0 = 0; c0 < BLOCK_N / 8; c0 += QK_CB) {
+                float8 a[RT_R][QK_CB];
+                #pragma unroll
+                for (int r = 0; r < RT_R; r++)
+                    #pragma unroll
+                    for (int cc = 0; cc < QK_CB; cc++)
+                        a[r][cc] = (float8)(0.0f);
+                for (int d = 0; d < HEAD_DIM; d++) {
+                    float8 kd[QK_CB];
+                    #pragma unroll
+                    for (int cc = 0; cc < QK_CB; cc++)
+                        kd[cc] = vload8(c0 + cc, KT + d * BLOCK_N);
+                    #pragma unroll
+                    for (int r = 0; r < RT_R; r++) {
+                        const float8 qb = (float8)(Qs[(r0 + r) * LDQ + d]);
+                        #pragma unroll
+                        for (int cc = 0; cc < QK_CB; cc++)
+                            a[r][cc] = fma(qb, kd[cc], a[r][cc]);
+                    }
+                }
+                #pragma unroll
+                for (int r = 0; r < RT_R; r++)
+                    #pragma unroll
+                    for (int cc = 0; cc < QK_CB; cc++)
+                        vstore8(a[r][cc], c0 + cc, p[r0 + r]);
+            }
+        for (int rr = 0; rr < ROWS; rr++) {
+            const long diag = ri[rr].i + sq.diag_off;
+            float8 mx = (float8)(-INFINITY);
+            for (int c = 0; c < BLOCK_N / 8; c++) {
+                float8 x = vload8(c, p[rr]) * scale;
+#if HAS_SOFTCAP
+                x = softcap * tanh(x / softcap);
+#endif
+                const long8 j8 = (long8)(n0 + c * 8) + (long8)(0, 1, 2, 3, 4, 5, 6, 7);
+#if HAS_ALIBI
+                x -= slope * fabs(convert_float8((long8)(diag) - j8));
+#endif
+                if (!full) {
+#if HAS_BIAS
+                    float xb[8];
+                    vstore8(x, 0, xb);
+                    for (int e = 0; e < 8; e++)
+                        xb[e] += n0 + c * 8 + e < ri[rr].hi ? bias[ri[rr].bias_row + (n0 + c * 8 + e) * bsk] : 0.0f;
+                    x = vload8(0, xb);
+#endif
+                    const long8 keep = (j8 >= (long8)(ri[rr].lo)) & (j8 < (long8)(ri[rr].hi));
+                    x = select((float8)(-INFINITY), x, convert_int8(keep));
+                }
+                x *= M_LOG2E_F; /* base 2 from here on: m_i too, until the end */
+                vstore8(x, c, p[rr]);
+                mx = fmax(mx, x);
+            }
+            (void)diag;
+            const float4 m4 = fmax(mx.lo, mx.hi);
+            const float2 m2 = fmax(m4.lo, m4.hi);
+            const float m_new = fmax(m_i[rr], fmax(m2.x, m2.y));
+            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+            float8 lsum = (float8)(0.0f);
+            for (int c = 0; c < BLOCK_N / 8; c++) {
+                const float8 p8 = exp2(vload8(c, p[rr]) - (float8)(m_use));
+                lsum += p8;
+                vstore8(p8, c, p[rr]);
+            }
+            const float4 l4 = lsum.lo + lsum.hi;
+            const float2 l2 = l4.lo + l4.hi;
+            if (m_new > m_i[rr]) {
+                const float alpha = exp2(m_i[rr] - m_use);
+                l_i[rr] *= alpha;
+                for (int c = 0; c < HEAD_DIM_V / 8; c++)
+                    acc8[rr][c] *= alpha;
+            }
+            l_i[rr] += l2.x + l2.y;
+            m_i[rr] = m_new;
+            if (!full) {
+                const int j_lo = (int)clamp(ri[rr].lo - n0, 0L, (long)BLOCK_N);
+                const int j_hi = (int)clamp(ri[rr].hi - n0, 0L, (long)BLOCK_N);
+                for (int jj = j_lo; jj < j_hi; jj++) {
+#if HAS_BIAS
+                    if (p[rr][jj] == 0.0f)
+                        continue;
+#endif
+                    for (int c = 0; c < HEAD_DIM_V / 8; c++)
+                        acc8[rr][c] = fma((float8)(p[rr][jj]), vload8(c, Vs + jj * HEAD_DIM_V), acc8[rr][c]);
+                }
+            }
+        }
+        if (full) /* P V for every row; partial tiles went row by row above */
+            for (int r0 = 0; r0 < ROWS; r0 += RT_R)
+                for (int c0 = 0; c0 < HEAD_DIM_V / 8; c0 += PV_CB) {
+                    float8 o[RT_R][PV_CB];
+                    #pragma unroll
+                    for (int r = 0; r < RT_R; r++)
+                        #pragma unroll
+                        for (int cc = 0; cc < PV_CB; cc++)
+                            o[r][cc] = acc8[r0 + r][c0 + cc];
+                    for (int jj = 0; jj < BLOCK_N; jj++) {
+                        float8 vv[PV_CB];
+                        #pragma unroll
+                        for (int cc = 0; cc < PV_CB; cc++)
+                            vv[cc] = vload8(c0 + cc, Vs + jj * HEAD_DIM_V);
+                        #pragma unroll
+                        for (int r = 0; r < RT_R; r++) {
+                            const float8 pb = (float8)(p[r0 + r][jj]);
+                            #pragma unroll
+                            for (int cc = 0; cc < PV_CB; cc++)
+                                o[r][cc] = fma(pb, vv[cc], o[r][cc]);
+                        }
+                    }
+                    #pragma unroll
+                    for (int r = 0; r < RT_R; r++)
+                        #pragma unroll
+                        for (int cc = 0; cc < PV_CB; cc++)
+                            acc8[r0 + r][c0 + cc] = o[r][cc];
+                }
+    }
+    for (int r = 0; r < ROWS; r++) /* the running maxima back to base e */
+        m_i[r] *= M_LN2_F;
+
+#elif KT_PATH
     for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
         barrier(CLK_LOCAL_MEM_FENCE); /* Q is loaded; the previous tile is consumed */
         load_rows_t(KT, k, kbase, ksn, ksd, n0, hi);

@@ -330,6 +330,9 @@ clattn_status clattn__tune_params(const clattn_context *ctx, const clattn__probl
  * contiguous rows of a multiple of 4, a small enough private accumulator on
  * GPUs, and the work-group size and local memory within the device's limits. */
 clattn_status clattn__tune_fit(const clattn_context *ctx, const clattn__problem *p, clattn__params *io);
+/* Halve the row block, and with it rows in the one-work-item form (rows =
+ * block_m, tpr = 1); 0 when the block cannot shrink. */
+int clattn__params_halve_block(clattn__params *pr);
 /* Local memory (bytes) a tile kernel needs with these parameters. */
 size_t clattn__tile_local_bytes(const clattn__problem *p, const clattn__params *pr);
 /* Explicit tile parameters (clattn_launch_params): the fields req sets

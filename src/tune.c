@@ -37,11 +37,12 @@ static const tune_entry table[] = {
     {"default-gpu", NULL, NULL, 0, CLATTN_VARIANT_TILED, 128, {32, 32, 1, 4, 4, 0}},
     {"default-gpu", NULL, NULL, 0, CLATTN_VARIANT_TILED, 256, {16, 16, 1, 8, 4, 0}},
     /* CPU devices */
-    /* flash on PoCL (2 cores, AVX-512), N = 1024, D = 64: rows = 4 reuses each
-     * K/V element for four query rows (12.4 GFLOP/s against 5.4 with one
-     * row); with the transposed-K form, block_m 32 (8 work-items) beat 16, 64
-     * and 128, and rows 8 spill registers (bench/RESULTS.md, notes) */
-    {"default-cpu", NULL, NULL, CL_DEVICE_TYPE_CPU, CLATTN_VARIANT_FLASH, 256, {32, 64, 4, 1, 4, 0}},
+    /* flash on CPUs: one work-item owns a row block of 128 (the register-tiled
+     * one-item form of flash.cl); on PoCL (2 cores, AVX-512, N = 2048, D = 64)
+     * 152 GFLOP/s against 110 with 16 rows and 71 for the earlier best of
+     * 8 work-items x 4 rows (bench/RESULTS.md, notes). fit() shrinks the block
+     * for short queries and to keep every compute unit busy. */
+    {"default-cpu", NULL, NULL, CL_DEVICE_TYPE_CPU, CLATTN_VARIANT_FLASH, 256, {128, 64, 128, 1, 4, 0}},
     {"default-cpu", NULL, NULL, CL_DEVICE_TYPE_CPU, CLATTN_VARIANT_TILED, 256, {32, 64, 1, 1, 4, 0}},
 };
 
@@ -103,6 +104,17 @@ const clattn_variant *clattn__tune_order(const clattn_context *ctx)
 }
 
 static clattn_status fit(const clattn_context *ctx, const clattn__problem *p, clattn__params *io, int guess);
+
+int clattn__params_halve_block(clattn__params *pr)
+{
+    const int one_item = pr->rows == pr->block_m && pr->tpr == 1;
+    if (one_item ? pr->block_m < 2 : pr->block_m / 2 < pr->rows || (pr->block_m / 2) % pr->rows != 0)
+        return 0;
+    pr->block_m /= 2;
+    if (one_item)
+        pr->rows = pr->block_m;
+    return 1;
+}
 
 size_t clattn__tile_local_bytes(const clattn__problem *p, const clattn__params *pr)
 {
@@ -181,6 +193,16 @@ static clattn_status fit(const clattn_context *ctx, const clattn__problem *p, cl
         while (pr.tpr < 32 && ((p->Dv + pr.tpr - 1) / pr.tpr) * pr.rows > cap)
             pr.tpr *= 2;
     }
+    /* The one-work-item form (rows = block_m): no longer a block than the
+     * queries, and enough work-groups for every compute unit (four each),
+     * down to blocks of 16 rows (each block size is a program of its own:
+     * the floor bounds the builds; decode shrinks further to its few rows). */
+    if (guess && pr.rows == pr.block_m && pr.tpr == 1) {
+        const int64_t target = 4 * (int64_t)(ctx->compute_units ? ctx->compute_units : 1);
+        while (pr.block_m > 16 && (pr.block_m / 2 >= p->Nq ||
+                                   p->B * p->Hq * ((p->Nq + pr.block_m - 1) / pr.block_m) < target))
+            clattn__params_halve_block(&pr);
+    }
     /* Work-group size within the device's limit. */
     while ((size_t)(pr.block_m / pr.rows * pr.tpr) > ctx->max_wg && pr.block_m > pr.rows)
         pr.block_m /= 2;
@@ -189,8 +211,8 @@ static clattn_status fit(const clattn_context *ctx, const clattn__problem *p, cl
     /* Local memory: shorter key tiles first, then fewer rows. */
     while (clattn__tile_local_bytes(p, &pr) > local_budget && pr.block_n > 4)
         pr.block_n /= 2;
-    while (clattn__tile_local_bytes(p, &pr) > local_budget && pr.block_m > pr.rows)
-        pr.block_m /= 2;
+    while (clattn__tile_local_bytes(p, &pr) > local_budget && clattn__params_halve_block(&pr))
+        ;
     if (clattn__tile_local_bytes(p, &pr) > local_budget || (size_t)(pr.block_m / pr.rows * pr.tpr) > ctx->max_wg)
         return CLATTN_ERROR_DEVICE_LIMIT;
     pr.wg = pr.block_m / pr.rows * pr.tpr;
@@ -253,7 +275,8 @@ clattn_status clattn__params_apply(clattn_context *ctx, const clattn__problem *p
                  pr.block_m);
     CLATTN_CHECK(pr.block_n >= 1 && pr.block_n <= 1024, CLATTN_ERROR_INVALID_PARAMS, "params.block_n: %d is outside 1..1024",
                  pr.block_n);
-    CLATTN_CHECK(pr.rows >= 1 && pr.rows <= 32, CLATTN_ERROR_INVALID_PARAMS, "params.rows: %d is outside 1..32", pr.rows);
+    CLATTN_CHECK(pr.rows >= 1 && pr.rows <= CLATTN_MAX_ROWS, CLATTN_ERROR_INVALID_PARAMS,
+                 "params.rows: %d is outside 1..%d", pr.rows, CLATTN_MAX_ROWS);
     CLATTN_CHECK(pr.tpr >= 1 && pr.tpr <= 256, CLATTN_ERROR_INVALID_PARAMS, "params.tpr: %d is outside 1..256", pr.tpr);
     CLATTN_CHECK(pr.vec == 1 || pr.vec == 4, CLATTN_ERROR_INVALID_PARAMS, "params.vec: %d is not 1 or 4", pr.vec);
     CLATTN_CHECK(pr.block_m % pr.rows == 0, CLATTN_ERROR_INVALID_PARAMS,

@@ -279,11 +279,14 @@ END_TEST
 
 /* Launch parameters the tuning table may pick on other devices, forced
  * through CLATTN_PARAMS: rows per work-item, work-items per row, vector
- * loads, tiles smaller and larger than the problem. */
+ * loads, tiles smaller and larger than the problem; flash's CPU forms with
+ * several work-items (32,64,4,...) and with one whose register tiles do not
+ * divide the block (6 rows and 3 vectors of keys; 3 rows, 2 vectors). */
 START_TEST(params)
 {
-    static const char *const sets[] = {"64,32,2,4,4", "32,32,1,4,4", "16,16,1,8,4", "32,64,1,1,1",
-                                       "8,8,2,2,1",   "4,128,4,16,4", "1,4,1,1,1",   "128,16,4,2,4"};
+    static const char *const sets[] = {"64,32,2,4,4",  "32,32,1,4,4", "16,16,1,8,4", "32,64,1,1,1",
+                                       "8,8,2,2,1",    "4,128,4,16,4", "1,4,1,1,1",   "128,16,4,2,4",
+                                       "32,64,4,1,4", "6,24,6,1,4",   "3,16,3,1,4"};
     if (VARIANT == CLATTN_VARIANT_NAIVE || VARIANT == CLATTN_VARIANT_GEMM)
         return; /* no launch parameters */
     RUN_CASES("params", {

@@ -470,7 +470,7 @@ static int neighbours(const tune_opts *to, clattn_variant v, int64_t D, const cl
                         continue;
                     p.vec = cur->vec == 4 ? 1 : 4;
                 }
-                if (p.block_m % p.rows != 0 || p.block_m > 1024 || p.block_n > 1024 || p.rows > 32 || p.tpr > 256)
+                if (p.block_m % p.rows != 0 || p.block_m > 1024 || p.block_n > 1024 || p.rows > CLATTN_MAX_ROWS || p.tpr > 256)
                     continue;
                 c[nc++] = p;
             }

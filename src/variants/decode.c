@@ -54,8 +54,8 @@ static clattn_status decode_create(clattn_plan *plan)
     status = clattn__tune_params(ctx, p, CLATTN_VARIANT_DECODE, &st->p, &source);
     CLATTN_CHECK(status == CLATTN_SUCCESS, status, "decode: no parameters fit the device");
     /* One row block covers all query rows: shrink it to them. */
-    while (st->p.block_m / 2 >= p->Nq && st->p.block_m / 2 >= st->p.rows)
-        st->p.block_m /= 2;
+    while (st->p.block_m / 2 >= p->Nq && clattn__params_halve_block(&st->p))
+        ;
     status = clattn__tune_fit(ctx, p, &st->p);
     CLATTN_CHECK(status == CLATTN_SUCCESS, status, "decode: no parameters fit the device");
     if (explicit_params) { /* clattn_plan_create_with_params: checked, never adjusted */
