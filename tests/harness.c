@@ -37,6 +37,23 @@ const char *case_str(const attn_case *c, char *buf, size_t n)
 
 static size_t esz(clattn_dtype d) { return clattn_dtype_size(d); }
 
+cl_uint test_ctx_refs_stable(cl_context ctx, cl_command_queue queue)
+{
+    const struct timespec ms5 = {0, 5000000};
+    cl_uint c = 0, prev;
+    int same = 0;
+    if (queue)
+        ck_assert_int_eq(clFinish(queue), CL_SUCCESS);
+    ck_assert_int_eq(clGetContextInfo(ctx, CL_CONTEXT_REFERENCE_COUNT, sizeof c, &c, NULL), CL_SUCCESS);
+    for (int i = 0; i < 1000 && same < 10; i++) { /* 5 s at most */
+        prev = c;
+        nanosleep(&ms5, NULL);
+        ck_assert_int_eq(clGetContextInfo(ctx, CL_CONTEXT_REFERENCE_COUNT, sizeof c, &c, NULL), CL_SUCCESS);
+        same = c == prev ? same + 1 : 0;
+    }
+    return c;
+}
+
 double test_now_s(void)
 {
     struct timespec ts;

@@ -182,7 +182,7 @@ static void setup(void)
     w.v = buffer(sizeof hv, hv);
     w.o = buffer((NQE + CANARY) * sizeof(float), NULL);
     w.lse = buffer((NLSE + CANARY) * sizeof(float), NULL);
-    w.ctx_refs = ctx_refs();
+    w.ctx_refs = test_ctx_refs_stable(w.ctx, w.queue);
     w.idle_refs = idle_refs();
     cache_dir(w.warm_dir, sizeof w.warm_dir, "warm", -1);
 }

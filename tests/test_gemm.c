@@ -547,19 +547,6 @@ static cl_uint settled_refs(cl_uint expected)
     return c;
 }
 
-/* The reference count once it stops changing (after clFinish). */
-static cl_uint stable_refs(void)
-{
-    const struct timespec ms = {0, 20000000};
-    cl_uint c = ctx_refs(), prev;
-    do {
-        prev = c;
-        nanosleep(&ms, NULL);
-        c = ctx_refs();
-    } while (c != prev);
-    return c;
-}
-
 /* Plan creation: every call it makes fails cleanly (no plan, no leaked
  * OpenCL object, a message) and the next creation works. */
 START_TEST(create_faults)
@@ -576,7 +563,7 @@ START_TEST(create_faults)
         run_ok(plan, "warm-up");
         clattn_plan_free(plan);
         ck_assert_int_eq(clFinish(F.queue), CL_SUCCESS);
-        base = stable_refs();
+        base = test_ctx_refs_stable(F.cl, NULL);
         if (budgets[bi])
             setenv("CLATTN_GEMM_BUDGET", budgets[bi], 1);
         clattn__fault_inject(0, 0);

@@ -1615,7 +1615,7 @@ START_TEST(faults_merge)
     o = clattn_tensor_make(ob.mem, 0, CLATTN_F32, B, H, N, DV);
     lse = clattn_tensor_make(lb.mem, 0, CLATTN_F32, B, H, N, 1);
     ck_assert_int_eq(clattn_merge(fw.cctx, parts, to, tl, &o, &lse, NULL, 0, NULL, NULL), CLATTN_SUCCESS); /* warm */
-    fw.refs = fw_settled(fw_refs());
+    fw.refs = test_ctx_refs_stable(fw.ctx, fw.queue);
     clattn__fault_inject(0, 0);
     ck_assert_int_eq(clattn_merge(fw.cctx, parts, to, tl, &o, &lse, NULL, 0, NULL, NULL), CLATTN_SUCCESS);
     calls = clattn__fault_calls();
@@ -1687,7 +1687,7 @@ START_TEST(faults_kvcache)
     kv = cache_make(fw.cctx, &m, 8);
     ck_assert_int_eq(cache_append(kv, &m, -1, 8, NULL, CLATTN_F32, 0, &rng, 0), CLATTN_SUCCESS);
     clattn_kvcache_free(kv);
-    fw.refs = fw_settled(fw_refs());
+    fw.refs = test_ctx_refs_stable(fw.ctx, fw.queue);
 
     /* creation */
     {
@@ -1814,7 +1814,7 @@ START_TEST(faults_paged_decode)
     a.max_pages = c.max_pages;
     ck_assert_int_eq(clattn_plan_create(fw.cctx, &d, &a, &plan), CLATTN_SUCCESS);
     ck_assert_int_eq(clattn_plan_run(plan, &a, NULL, 0, NULL, NULL), CLATTN_SUCCESS);
-    fw.refs = fw_settled(fw_refs());
+    fw.refs = test_ctx_refs_stable(fw.ctx, fw.queue);
     clattn__fault_inject(0, 0);
     ck_assert_int_eq(clattn_plan_run(plan, &a, NULL, 0, NULL, NULL), CLATTN_SUCCESS);
     calls = clattn__fault_calls();

@@ -42,6 +42,11 @@ float test_get(const void *p, clattn_dtype dt, size_t i);
 void test_put(void *p, clattn_dtype dt, size_t i, float x);
 /* Monotonic clock in seconds, for the run times suites print. */
 double test_now_s(void);
+/* ctx's reference count once it has stopped changing: queue finished, then
+ * the same count in ten readings 5 ms apart (PoCL lets finished commands'
+ * objects go on its driver thread a moment later). The baseline for leak
+ * checks, which then wait for the count to come back to it. */
+cl_uint test_ctx_refs_stable(cl_context ctx, cl_command_queue queue);
 void test_fill_uniform(float *x, size_t n, float scale, uint64_t *state);
 
 /* A temporary directory unique to this process, created on first use. */
