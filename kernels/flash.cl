@@ -325,21 +325,29 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
             }
             l_i[rr] += l2.x + l2.y;
             m_i[rr] = m_new;
-            if (!full) {
-                const int j_lo = (int)clamp(ri[rr].lo - n0, 0L, (long)BLOCK_N);
-                const int j_hi = (int)clamp(ri[rr].hi - n0, 0L, (long)BLOCK_N);
-                for (int jj = j_lo; jj < j_hi; jj++) {
-#if HAS_BIAS
-                    if (p[rr][jj] == 0.0f)
-                        continue;
-#endif
-                    for (int c = 0; c < HEAD_DIM_V / 8; c++)
-                        acc8[rr][c] = fma((float8)(p[rr][jj]), vload8(c, Vs + jj * HEAD_DIM_V), acc8[rr][c]);
-                }
-            }
         }
-        if (full) /* P V for every row; partial tiles went row by row above */
-            for (int r0 = 0; r0 < ROWS; r0 += RT_R)
+        /* P V, RT_R rows at a time: register tiles over the keys every live
+         * row of the group keeps ([jt_lo, jt_hi): the whole tile when it is
+         * full), then row by row over each row's other kept keys, so a V row
+         * a row masks never enters it (NaN or Inf there included). With a
+         * bias a -inf entry masks keys inside the interval too: partial
+         * tiles go row by row whole, skipping zero probabilities. */
+        for (int r0 = 0; r0 < ROWS; r0 += RT_R) {
+            int jt_lo = 0, jt_hi = BLOCK_N;
+            if (!full) {
+#if HAS_BIAS
+                jt_hi = 0;
+#else
+                for (int r = 0; r < RT_R; r++)
+                    if (ri[r0 + r].i < sq.nq) {
+                        jt_lo = max(jt_lo, (int)clamp(ri[r0 + r].lo - n0, 0L, (long)BLOCK_N));
+                        jt_hi = min(jt_hi, (int)clamp(ri[r0 + r].hi - n0, 0L, (long)BLOCK_N));
+                    }
+#endif
+                if (jt_hi <= jt_lo)
+                    jt_lo = jt_hi = 0;
+            }
+            if (jt_hi > jt_lo)
                 for (int c0 = 0; c0 < HEAD_DIM_V / 8; c0 += PV_CB) {
                     float8 o[RT_R][PV_CB];
                     #pragma unroll
@@ -347,7 +355,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
                         #pragma unroll
                         for (int cc = 0; cc < PV_CB; cc++)
                             o[r][cc] = acc8[r0 + r][c0 + cc];
-                    for (int jj = 0; jj < BLOCK_N; jj++) {
+                    for (int jj = jt_lo; jj < jt_hi; jj++) {
                         float8 vv[PV_CB];
                         #pragma unroll
                         for (int cc = 0; cc < PV_CB; cc++)
@@ -366,6 +374,25 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
                         for (int cc = 0; cc < PV_CB; cc++)
                             acc8[r0 + r][c0 + cc] = o[r][cc];
                 }
+            if (!full)
+                for (int r = 0; r < RT_R; r++) {
+                    const int rr = r0 + r;
+                    const int j_lo = (int)clamp(ri[rr].lo - n0, 0L, (long)BLOCK_N);
+                    const int j_hi = (int)clamp(ri[rr].hi - n0, 0L, (long)BLOCK_N);
+                    for (int jj = j_lo; jj < j_hi; jj++) {
+                        if (jj == jt_lo && jt_hi > jt_lo) { /* done in the register tiles */
+                            jj = jt_hi - 1;
+                            continue;
+                        }
+#if HAS_BIAS
+                        if (p[rr][jj] == 0.0f)
+                            continue;
+#endif
+                        for (int c = 0; c < HEAD_DIM_V / 8; c++)
+                            acc8[rr][c] = fma((float8)(p[rr][jj]), vload8(c, Vs + jj * HEAD_DIM_V), acc8[rr][c]);
+                    }
+                }
+        }
     }
     for (int r = 0; r < ROWS; r++) /* the running maxima back to base e */
         m_i[r] *= M_LN2_F;
