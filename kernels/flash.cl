@@ -116,6 +116,33 @@ inline void load_rows_v(__local float *Vs, __global const in_t *src, const long 
     load_rows(Vs, HEAD_DIM_V, src, base, sn, sd, n0, BLOCK_N, end, HEAD_DIM_V);
 #endif
 }
+/* Softcap, ALiBi, and where the tile is not kept whole by every row
+ * (full == 0) the bias and the row's kept interval, applied to the scaled
+ * scores of eight consecutive keys j0 .. j0 + 7 of one row. */
+inline float8 finish_scores8(float8 x, const long j0, const long diag, const row_info *ri, const int full,
+                             const float softcap, const float slope, __global const float *bias, const long bsk)
+{
+#if HAS_SOFTCAP
+    x = softcap * tanh(x / softcap);
+#endif
+    const long8 j8 = (long8)(j0) + (long8)(0, 1, 2, 3, 4, 5, 6, 7);
+#if HAS_ALIBI
+    x -= slope * fabs(convert_float8((long8)(diag) - j8));
+#endif
+    if (!full) {
+#if HAS_BIAS
+        float xb[8];
+        vstore8(x, 0, xb);
+        for (int e = 0; e < 8; e++)
+            xb[e] += j0 + e < ri->hi ? bias[ri->bias_row + (j0 + e) * bsk] : 0.0f;
+        x = vload8(0, xb);
+#endif
+        const long8 keep = (j8 >= (long8)(ri->lo)) & (j8 < (long8)(ri->hi));
+        x = select((float8)(-INFINITY), x, convert_int8(keep));
+    }
+    (void)softcap, (void)slope, (void)diag, (void)bias, (void)bsk;
+    return x;
+}
 #endif
 
 /*
@@ -281,30 +308,12 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
             const long diag = ri[rr].i + sq.diag_off;
             float8 mx = (float8)(-INFINITY);
             for (int c = 0; c < BLOCK_N / 8; c++) {
-                float8 x = vload8(c, p[rr]) * scale;
-#if HAS_SOFTCAP
-                x = softcap * tanh(x / softcap);
-#endif
-                const long8 j8 = (long8)(n0 + c * 8) + (long8)(0, 1, 2, 3, 4, 5, 6, 7);
-#if HAS_ALIBI
-                x -= slope * fabs(convert_float8((long8)(diag) - j8));
-#endif
-                if (!full) {
-#if HAS_BIAS
-                    float xb[8];
-                    vstore8(x, 0, xb);
-                    for (int e = 0; e < 8; e++)
-                        xb[e] += n0 + c * 8 + e < ri[rr].hi ? bias[ri[rr].bias_row + (n0 + c * 8 + e) * bsk] : 0.0f;
-                    x = vload8(0, xb);
-#endif
-                    const long8 keep = (j8 >= (long8)(ri[rr].lo)) & (j8 < (long8)(ri[rr].hi));
-                    x = select((float8)(-INFINITY), x, convert_int8(keep));
-                }
+                float8 x = finish_scores8(vload8(c, p[rr]) * scale, n0 + c * 8, diag, &ri[rr], full, softcap, slope,
+                                          bias, bsk);
                 x *= M_LOG2E_F; /* base 2 from here on: m_i too, until the end */
                 vstore8(x, c, p[rr]);
                 mx = fmax(mx, x);
             }
-            (void)diag;
             const float4 m4 = fmax(mx.lo, mx.hi);
             const float2 m2 = fmax(m4.lo, m4.hi);
             const float m_new = fmax(m_i[rr], fmax(m2.x, m2.y));
@@ -432,25 +441,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
                 const long diag = ri[rr].i + sq.diag_off;
                 float8 mx = (float8)(-INFINITY);
                 for (int c = 0; c < BLOCK_N / 8; c++) {
-                    float8 x = s8[r][c] * scale;
-#if HAS_SOFTCAP
-                    x = softcap * tanh(x / softcap);
-#endif
-                    const long8 j8 = (long8)(n0 + c * 8) + (long8)(0, 1, 2, 3, 4, 5, 6, 7);
-#if HAS_ALIBI
-                    x -= slope * fabs(convert_float8((long8)(diag) - j8));
-#endif
-                    if (!full) {
-#if HAS_BIAS
-                        float xb[8];
-                        vstore8(x, 0, xb);
-                        for (int e = 0; e < 8; e++)
-                            xb[e] += n0 + c * 8 + e < ri[rr].hi ? bias[ri[rr].bias_row + (n0 + c * 8 + e) * bsk] : 0.0f;
-                        x = vload8(0, xb);
-#endif
-                        const long8 keep = (j8 >= (long8)(ri[rr].lo)) & (j8 < (long8)(ri[rr].hi));
-                        x = select((float8)(-INFINITY), x, convert_int8(keep));
-                    }
+                    const float8 x = finish_scores8(s8[r][c] * scale, n0 + c * 8, diag, &ri[rr], full, softcap, slope,
+                                                    bias, bsk);
                     s8[r][c] = x;
                     mx = fmax(mx, x);
                 }
