@@ -37,19 +37,40 @@ const char *case_str(const attn_case *c, char *buf, size_t n)
 
 static size_t esz(clattn_dtype d) { return clattn_dtype_size(d); }
 
+cl_uint test_ctx_refs(cl_context ctx)
+{
+    cl_uint n = 0;
+    ck_assert_int_eq(clGetContextInfo(ctx, CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL), CL_SUCCESS);
+    return n;
+}
+
 cl_uint test_ctx_refs_stable(cl_context ctx, cl_command_queue queue)
 {
     const struct timespec ms5 = {0, 5000000};
-    cl_uint c = 0, prev;
+    cl_uint c, prev;
     int same = 0;
     if (queue)
         ck_assert_int_eq(clFinish(queue), CL_SUCCESS);
-    ck_assert_int_eq(clGetContextInfo(ctx, CL_CONTEXT_REFERENCE_COUNT, sizeof c, &c, NULL), CL_SUCCESS);
+    c = test_ctx_refs(ctx);
     for (int i = 0; i < 1000 && same < 10; i++) { /* 5 s at most */
         prev = c;
         nanosleep(&ms5, NULL);
-        ck_assert_int_eq(clGetContextInfo(ctx, CL_CONTEXT_REFERENCE_COUNT, sizeof c, &c, NULL), CL_SUCCESS);
+        c = test_ctx_refs(ctx);
         same = c == prev ? same + 1 : 0;
+    }
+    return c;
+}
+
+cl_uint test_ctx_refs_settled(cl_context ctx, cl_command_queue queue, cl_uint expected)
+{
+    const struct timespec ms = {0, 1000000};
+    cl_uint c;
+    if (queue)
+        ck_assert_int_eq(clFinish(queue), CL_SUCCESS);
+    c = test_ctx_refs(ctx);
+    for (int i = 0; i < 2000 && c != expected; i++) { /* 2 s at most */
+        nanosleep(&ms, NULL);
+        c = test_ctx_refs(ctx);
     }
     return c;
 }
@@ -578,4 +599,20 @@ cleanup:
     free(cu_q);
     free(cu_k);
     free(first_o);
+}
+
+int run_case_counted(const attn_case *c, uint64_t seed, int *n, int *bad, double *worst)
+{
+    case_result r;
+    char buf[512];
+    ++*n;
+    run_case(test_context(), c, seed, &r);
+    if (r.skipped || !r.ok) {
+        ++*bad;
+        printf("%s %s: %s\n", r.skipped ? "SKIP(counted as failure)" : "FAIL", case_str(c, buf, sizeof buf), r.msg);
+        return 0;
+    }
+    if (worst && r.max_err > *worst)
+        *worst = r.max_err;
+    return 1;
 }

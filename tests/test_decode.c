@@ -11,20 +11,6 @@
 
 #include "tests.h"
 
-static int one(const attn_case *c, uint64_t seed, int *n, int *bad)
-{
-    case_result r;
-    char buf[512];
-    ++*n;
-    run_case(test_context(), c, seed, &r);
-    if (r.skipped || !r.ok) {
-        ++*bad;
-        printf("%s %s: %s\n", r.skipped ? "SKIP(counted as failure)" : "FAIL", case_str(c, buf, sizeof buf), r.msg);
-        return 0;
-    }
-    return 1;
-}
-
 START_TEST(shapes_and_masks)
 {
     static const int nqs[] = {1, 2, 3, 16};
@@ -50,7 +36,7 @@ START_TEST(shapes_and_masks)
             c.key_lengths = b % 2; /* per batch: 0, 1, Nk */
             c.nan_masked = 1;
             setenv("CLATTN_SPLITS", splits[(a + b) % 4], 1);
-            one(&c, seed + (uint64_t)n, &n, &bad);
+            run_case_counted(&c, seed + (uint64_t)n, &n, &bad, NULL);
         }
     unsetenv("CLATTN_SPLITS");
     printf("decode shapes and masks: %d cases, %d failed\n", n, bad);
@@ -80,7 +66,7 @@ START_TEST(features)
             default: c.bshd = 1, c.offset = 3, c.causal = 1, c.align = CLATTN_ALIGN_TOP_LEFT; break;
             }
             setenv("CLATTN_SPLITS", sp ? "5" : "1", 1);
-            one(&c, seed + (uint64_t)n, &n, &bad);
+            run_case_counted(&c, seed + (uint64_t)n, &n, &bad, NULL);
         }
     unsetenv("CLATTN_SPLITS");
     printf("decode features: %d cases, %d failed\n", n, bad);
@@ -98,10 +84,10 @@ START_TEST(long_keys)
     c.variant = CLATTN_VARIANT_AUTO; /* Nq <= 16, Nk >= 1024: the scheduler picks decode */
     c.Nq = 1, c.Nk = 32768, c.D = 128, c.B = 1, c.Hq = 8, c.Hkv = 1, c.lse = 1;
     c.causal = 1, c.align = CLATTN_ALIGN_BOTTOM_RIGHT;
-    one(&c, test_seed() ^ 0x10ull, &n, &bad);
+    run_case_counted(&c, test_seed() ^ 0x10ull, &n, &bad, NULL);
     c.variant = CLATTN_VARIANT_DECODE, c.Nq = 2, c.Nk = 20000, c.D = 64, c.repeat = 50;
     setenv("CLATTN_SPLITS", "13", 1);
-    one(&c, test_seed() ^ 0x11ull, &n, &bad);
+    run_case_counted(&c, test_seed() ^ 0x11ull, &n, &bad, NULL);
     unsetenv("CLATTN_SPLITS");
     printf("decode long keys: %d cases, %d failed\n", n, bad);
     ck_assert_int_eq(bad, 0);

@@ -65,13 +65,6 @@ static const char *const env_names[] = {"CLATTN_CACHE_DIR", "CLATTN_VARIANT", "C
 enum { NENV = sizeof env_names / sizeof env_names[0] };
 static char *env_saved[NENV];
 
-static cl_uint ctx_refs(void)
-{
-    cl_uint n = 0;
-    ck_assert_int_eq(clGetContextInfo(w.ctx, CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL), CL_SUCCESS);
-    return n;
-}
-
 /* Only for a queue nothing was enqueued on: implementations may hold
  * references for finished commands a while (PoCL does). */
 static cl_uint idle_refs(void)
@@ -211,21 +204,13 @@ static void teardown(void)
     }
 }
 
-/* The context's reference count once it has settled at expected: commands
- * that finished may hold their buffers a moment longer (PoCL frees them on
- * its driver thread), but a leak holds them for good. CLBlast's process-wide
- * program cache (the gemm variant) holds the context until it is cleared. */
+/* The context's reference count once it has settled at expected (a leak
+ * keeps it above). CLBlast's process-wide program cache (the gemm variant)
+ * holds the context until it is cleared. */
 static cl_uint settled_ctx_refs(cl_uint expected)
 {
-    const struct timespec ms = {0, 1000000};
-    cl_uint c;
     CLBlastClearCache();
-    c = ctx_refs();
-    for (int i = 0; i < 2000 && c != expected; i++) {
-        nanosleep(&ms, NULL);
-        c = ctx_refs();
-    }
-    return c;
+    return test_ctx_refs_settled(w.ctx, NULL, expected);
 }
 
 /* No clattn object alive: every OpenCL object clattn made is released. */

@@ -528,25 +528,6 @@ START_TEST(clblast_errors)
 }
 END_TEST
 
-static cl_uint ctx_refs(void)
-{
-    cl_uint n = 0;
-    ck_assert_int_eq(clGetContextInfo(F.cl, CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL), CL_SUCCESS);
-    return n;
-}
-
-/* Settled reference count (PoCL releases finished commands' objects a moment later). */
-static cl_uint settled_refs(cl_uint expected)
-{
-    const struct timespec ms = {0, 1000000};
-    cl_uint c = ctx_refs();
-    for (int i = 0; i < 2000 && c != expected; i++) {
-        nanosleep(&ms, NULL);
-        c = ctx_refs();
-    }
-    return c;
-}
-
 /* Plan creation: every call it makes fails cleanly (no plan, no leaked
  * OpenCL object, a message) and the next creation works. */
 START_TEST(create_faults)
@@ -588,8 +569,9 @@ START_TEST(create_faults)
                     ck_assert_int_eq(clattn_plan_create(F.ctx, &d, &a, &plan), CLATTN_SUCCESS);
                 }
                 clattn_plan_free(plan);
-                ck_assert_msg(settled_refs(base) == base, "fault %ld (%d): cl_context references %u, %u before",
-                              n, (int)codes[c], ctx_refs(), base);
+                const cl_uint now = test_ctx_refs_settled(F.cl, NULL, base);
+                ck_assert_msg(now == base, "fault %ld (%d): cl_context references %u, %u before", n, (int)codes[c],
+                              now, base);
             }
         unsetenv("CLATTN_GEMM_BUDGET");
         printf("gemm faults: clattn_plan_create(budget %s), %ld calls x %zu codes: %ld failed cleanly, %ld "

@@ -685,6 +685,25 @@ static void paged_world_free(paged_world *w)
     memset(w, 0, sizeof *w);
 }
 
+/* f32 arguments over the pools of w (dense pool layout), the block table mt
+ * and the key lengths ml, with outputs o [B, Hq, Nq, D] and lse [B, Hq, Nq]. */
+static clattn_args paged_f32_args(const paged_case *c, const paged_world *w, cl_mem mq, cl_mem mpk, cl_mem mpv,
+                                  cl_mem mt, cl_mem ml, cl_mem o, cl_mem lse)
+{
+    clattn_args a;
+    memset(&a, 0, sizeof a);
+    a.q = clattn_tensor_make(mq, 0, CLATTN_F32, c->B, c->Hq, c->Nq, c->D);
+    a.k = clattn_tensor_make(mpk, 0, CLATTN_F32, w->num_pages, c->Hkv, c->ps, c->D);
+    a.v = clattn_tensor_make(mpv, 0, CLATTN_F32, w->num_pages, c->Hkv, c->ps, c->D);
+    a.o = clattn_tensor_make(o, 0, CLATTN_F32, c->B, c->Hq, c->Nq, c->D);
+    a.lse = clattn_tensor_make(lse, 0, CLATTN_F32, c->B, c->Hq, c->Nq, 1);
+    a.key_lengths = ml;
+    a.block_table = mt;
+    a.page_size = c->ps;
+    a.max_pages = c->max_pages;
+    return a;
+}
+
 static clattn_attention_desc paged_desc(const paged_case *c, clattn_variant variant)
 {
     clattn_attention_desc d;
@@ -854,16 +873,7 @@ START_TEST(block_table_validation)
     bad_table = xmalloc((size_t)c.B * c.max_pages * 4);
     out_make(&ob, 0, nq, 4);
     out_make(&lb, 0, nl, 4);
-    memset(&a, 0, sizeof a);
-    a.q = clattn_tensor_make(mq, 0, CLATTN_F32, c.B, c.Hq, c.Nq, c.D);
-    a.k = clattn_tensor_make(mpk, 0, CLATTN_F32, w.num_pages, c.Hkv, c.ps, c.D);
-    a.v = clattn_tensor_make(mpv, 0, CLATTN_F32, w.num_pages, c.Hkv, c.ps, c.D);
-    a.o = clattn_tensor_make(ob.mem, 0, CLATTN_F32, c.B, c.Hq, c.Nq, c.D);
-    a.lse = clattn_tensor_make(lb.mem, 0, CLATTN_F32, c.B, c.Hq, c.Nq, 1);
-    a.key_lengths = ml;
-    a.block_table = mt;
-    a.page_size = c.ps;
-    a.max_pages = c.max_pages;
+    a = paged_f32_args(&c, &w, mq, mpk, mpv, mt, ml, ob.mem, lb.mem);
     for (int s = 0; s < c.B; s++) /* a sequence with at least two pages */
         if (w.lens[s] > c.ps)
             seq = s;
@@ -974,21 +984,6 @@ END_TEST
 
 /* ------------------------------------------------------------ decode gaps */
 
-static int one_case(const attn_case *c, uint64_t seed, int *n, int *bad, double *worst)
-{
-    case_result r;
-    char buf[512];
-    ++*n;
-    run_case(test_context(), c, seed, &r);
-    if (r.skipped || !r.ok) {
-        ++*bad;
-        printf("%s %s: %s\n", r.skipped ? "SKIP(counted as failure)" : "FAIL", case_str(c, buf, sizeof buf), r.msg);
-        return 0;
-    }
-    *worst = r.max_err > *worst ? r.max_err : *worst;
-    return 1;
-}
-
 /* What test_decode.c leaves open: GQA 8:1 with two kv heads, alignment to
  * each sequence's key length (lengths 0, 1, Nk and random per batch) for
  * Nq in {1, 2, 3, 16}, and the same alignment in every other variant that
@@ -1010,7 +1005,7 @@ START_TEST(decode_gaps)
             c.use_window = a == 2, c.wl = 37, c.wr = 0;
             if (subset_skip(a * 3 + b))
                 continue;
-            one_case(&c, seed + (uint64_t)n, &n, &bad, &worst);
+            run_case_counted(&c, seed + (uint64_t)n, &n, &bad, &worst);
         }
     for (int v = 0; v < 3; v++) {
         static const clattn_variant vs[3] = {CLATTN_VARIANT_NAIVE, CLATTN_VARIANT_TILED, CLATTN_VARIANT_FLASH};
@@ -1019,7 +1014,7 @@ START_TEST(decode_gaps)
         c.variant = vs[v];
         c.Nq = 37, c.Nk = 203, c.D = 32, c.B = 4, c.Hq = 8, c.Hkv = 1, c.causal = 1, c.lse = 1;
         c.align = CLATTN_ALIGN_KEY_LENGTHS, c.key_lengths = 1, c.alibi = v == 1;
-        one_case(&c, seed + (uint64_t)n, &n, &bad, &worst);
+        run_case_counted(&c, seed + (uint64_t)n, &n, &bad, &worst);
     }
     {
         /* Nq = 1 against 32768 keys, GQA 8:1, alignment to random key lengths */
@@ -1028,7 +1023,7 @@ START_TEST(decode_gaps)
         c.variant = CLATTN_VARIANT_AUTO;
         c.Nq = 1, c.Nk = 32768, c.D = 128, c.B = 1, c.Hq = 16, c.Hkv = 2, c.lse = 1;
         c.causal = 1, c.align = CLATTN_ALIGN_KEY_LENGTHS, c.key_lengths = 1;
-        one_case(&c, seed + (uint64_t)n, &n, &bad, &worst);
+        run_case_counted(&c, seed + (uint64_t)n, &n, &bad, &worst);
     }
     printf("kv decode gaps: %d cases (GQA 16:2, key-length alignment, lengths 0/1/Nk/random), %d failed, worst |dO| "
            "%.3g, %.1f s\n",
@@ -1467,28 +1462,6 @@ static const cl_int fault_codes[] = {
 };
 enum { NCODES = sizeof fault_codes / sizeof fault_codes[0] };
 
-static cl_uint fw_refs(void)
-{
-    cl_uint n = 0;
-    ck_assert_int_eq(clGetContextInfo(fw.ctx, CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL), CL_SUCCESS);
-    return n;
-}
-
-/* The count once finished commands let go of their buffers (PoCL releases
- * them on its driver thread a moment later); a leak stays. */
-static cl_uint fw_settled(cl_uint expected)
-{
-    const struct timespec ms = {0, 1000000};
-    cl_uint c;
-    clFinish(fw.queue);
-    c = fw_refs();
-    for (int i = 0; i < 2000 && c != expected; i++) {
-        nanosleep(&ms, NULL);
-        c = fw_refs();
-    }
-    return c;
-}
-
 static void fw_setup(void)
 {
     unsigned pi = 0, di = 0;
@@ -1566,7 +1539,7 @@ static void assert_failure(const sweep *s, clattn_status st, cl_int code, long n
 
 static void assert_no_leak(const sweep *s, long n, cl_uint expected)
 {
-    const cl_uint c = fw_settled(expected);
+    const cl_uint c = test_ctx_refs_settled(fw.ctx, fw.queue, expected);
     ck_assert_msg(c == expected, "%s: fault %ld: cl_context reference count %u, expected %u: an OpenCL object leaked",
                   s->name, n, c, expected);
 }
@@ -1802,16 +1775,7 @@ START_TEST(faults_paged_decode)
     ml = upload(w.lens, (size_t)c.B * 4);
     out_make(&ob, 0, nq, 4);
     out_make(&lb, 0, nl, 4);
-    memset(&a, 0, sizeof a);
-    a.q = clattn_tensor_make(mq, 0, CLATTN_F32, c.B, c.Hq, c.Nq, c.D);
-    a.k = clattn_tensor_make(mpk, 0, CLATTN_F32, w.num_pages, c.Hkv, c.ps, c.D);
-    a.v = clattn_tensor_make(mpv, 0, CLATTN_F32, w.num_pages, c.Hkv, c.ps, c.D);
-    a.o = clattn_tensor_make(ob.mem, 0, CLATTN_F32, c.B, c.Hq, c.Nq, c.D);
-    a.lse = clattn_tensor_make(lb.mem, 0, CLATTN_F32, c.B, c.Hq, c.Nq, 1);
-    a.key_lengths = ml;
-    a.block_table = mt;
-    a.page_size = c.ps;
-    a.max_pages = c.max_pages;
+    a = paged_f32_args(&c, &w, mq, mpk, mpv, mt, ml, ob.mem, lb.mem);
     ck_assert_int_eq(clattn_plan_create(fw.cctx, &d, &a, &plan), CLATTN_SUCCESS);
     ck_assert_int_eq(clattn_plan_run(plan, &a, NULL, 0, NULL, NULL), CLATTN_SUCCESS);
     fw.refs = test_ctx_refs_stable(fw.ctx, fw.queue);

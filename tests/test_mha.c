@@ -728,39 +728,6 @@ static struct fx {
     cl_uint base_refs;
 } F;
 
-static cl_uint ctx_refs(void)
-{
-    cl_uint n = 0;
-    ck_assert_int_eq(clGetContextInfo(F.cl, CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL), CL_SUCCESS);
-    return n;
-}
-
-/* The reference count once settled at expected (PoCL releases the objects
- * of finished commands on its own thread, a moment later). */
-static cl_uint settled_refs(cl_uint expected)
-{
-    const struct timespec ms = {0, 1000000};
-    cl_uint c = ctx_refs();
-    for (int i = 0; i < 2000 && c != expected; i++) {
-        nanosleep(&ms, NULL);
-        c = ctx_refs();
-    }
-    return c;
-}
-
-/* The count once it has stopped changing (100 ms unchanged, at most 5 s). */
-static cl_uint stable_refs(void)
-{
-    const struct timespec ms = {0, 1000000};
-    cl_uint c = ctx_refs();
-    for (int same = 0, i = 0; same < 100 && i < 5000; i++) {
-        const cl_uint now = (nanosleep(&ms, NULL), ctx_refs());
-        same = now == c ? same + 1 : 0;
-        c = now;
-    }
-    return c;
-}
-
 static clattn_context *fx_adopt(void)
 {
     clattn_context *ctx = NULL;
@@ -824,7 +791,7 @@ static void fx_setup(void)
     clattn_mha_free(mha);
     clattn_context_free(F.ctx);
     F.ctx = NULL;
-    F.base_refs = stable_refs();
+    F.base_refs = test_ctx_refs_stable(F.cl, NULL);
 }
 
 static void fx_teardown(void)
@@ -844,7 +811,7 @@ static void fx_teardown(void)
 
 static void assert_no_leak(const char *what)
 {
-    const cl_uint c = settled_refs(F.base_refs);
+    const cl_uint c = test_ctx_refs_settled(F.cl, NULL, F.base_refs);
     ck_assert_msg(c == F.base_refs, "%s: cl_context reference count %u, baseline %u: an OpenCL object leaked", what, c,
                   F.base_refs);
 }

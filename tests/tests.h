@@ -47,6 +47,10 @@ double test_now_s(void);
  * objects go on its driver thread a moment later). The baseline for leak
  * checks, which then wait for the count to come back to it. */
 cl_uint test_ctx_refs_stable(cl_context ctx, cl_command_queue queue);
+/* ctx's reference count now, and once it has come back to expected (up to 2 s
+ * after finishing queue, if not NULL): a leak keeps it above. */
+cl_uint test_ctx_refs(cl_context ctx);
+cl_uint test_ctx_refs_settled(cl_context ctx, cl_command_queue queue, cl_uint expected);
 void test_fill_uniform(float *x, size_t n, float scale, uint64_t *state);
 
 /* A temporary directory unique to this process, created on first use. */
@@ -91,6 +95,10 @@ typedef struct case_result {
 /* Run one case on ctx against the CPU reference (fresh random data from seed,
  * poisoned outputs, canaries before and after every output). */
 void run_case(clattn_context *ctx, const attn_case *c, uint64_t seed, case_result *r);
+/* run_case on the default test context, counted: ++*n, and on a failure (a
+ * skip counts as one here) ++*bad and a line naming the case; *worst (if not
+ * NULL) keeps the largest max_err of the passing cases. 1 when it passed. */
+int run_case_counted(const attn_case *c, uint64_t seed, int *n, int *bad, double *worst);
 /* A one-line description of the case for messages. */
 const char *case_str(const attn_case *c, char *buf, size_t n);
 /* FLOPs of the dense problem (4 * B * Hq * Nq * Nk * D), for test budgets. */
