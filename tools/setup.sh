@@ -93,7 +93,22 @@ else
     ninja -C "$asan"
     # CLATTN_TEST_SUBSET=4: the kernel grids run every 4th case here (the
     # host code is the same for every case; the plain run above ran them all).
-    CLATTN_TEST_SUBSET=4 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 \
+    #
+    # intercept_tls_get_addr=0: the sanitizer runtime of this toolchain (GCC
+    # 12's libasan, and LLVM up to 16) guesses the bounds of each dynamic TLS
+    # block from __tls_get_addr. When a block happens to start 16 bytes into a
+    # page it takes the two words before it for a glibc <= 2.24 header and
+    # records their contents as the block's start and size. Since glibc 2.25
+    # there is no such header, so the range is garbage, and at exit
+    # LeakSanitizer's tracer faults scanning it ("Tracer caught signal 11",
+    # "LeakSanitizer has encountered a fatal error") after a run that passed.
+    # The OpenCL implementation's threads allocate such blocks with malloc, so
+    # every process has a few small chances; across the suites' hundreds
+    # of tool runs it failed a CI run. With the guess off no dynamic TLS is
+    # scanned, which loses nothing here: for every other block the runtime
+    # already records size 0 ("Can't guess glibc version" at verbosity=2).
+    san_common=intercept_tls_get_addr=0
+    CLATTN_TEST_SUBSET=4 ASAN_OPTIONS=$san_common:halt_on_error=1:detect_leaks=1 \
     LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers.supp:print_suppressions=0" \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C "$asan" --print-errorlogs --num-processes 2
@@ -111,10 +126,10 @@ else
         CC=clang-14 meson setup "$fuzz" -Dfuzz=true -Dtests=disabled -Dwerror=true
     fi
     ninja -C "$fuzz" tests/fuzz/fuzz_npy tests/fuzz/fuzz_problem
-    meson test -C "$fuzz" --suite fuzz --print-errorlogs
+    ASAN_OPTIONS=$san_common meson test -C "$fuzz" --suite fuzz --print-errorlogs
     for h in npy problem; do
         scratch=$(mktemp -d)
-        if ! "$fuzz/tests/fuzz/fuzz_$h" -max_total_time="${CLATTN_FUZZ_SECONDS:-60}" -print_final_stats=1 \
+        if ! ASAN_OPTIONS=$san_common "$fuzz/tests/fuzz/fuzz_$h" -max_total_time="${CLATTN_FUZZ_SECONDS:-60}" -print_final_stats=1 \
             -artifact_prefix="$fuzz/" "$scratch" "tests/fuzz/corpus/$h" >"$scratch.log" 2>&1; then
             tail -n 60 "$scratch.log"
             echo "fuzz: $h: crash; the reproducer (crash-*) is in $fuzz/" >&2
