@@ -4,7 +4,9 @@
 # temporary directory clattn-NAME.XXXXXX (removed on exit), and defines
 #   pass NAME, fail NAME [FILE...] (shows what the tool printed), skip NAME:
 #     one line per check, counted in $passed, $failed, $skipped;
-#   run ARGS...: the tool with stdout in out.txt, stderr in err.txt, exit code in $rc.
+#   run ARGS...: the tool with stdout in out.txt, stderr in err.txt, exit code in $rc;
+#   expect_error NAME CODE ARG CMD...: a run that must fail (see below);
+#   mk FILE SHAPE SEED [OPTIONS]: an input made with `clattn random`.
 # shellcheck shell=bash
 
 set -u
@@ -56,4 +58,38 @@ skip() {
 run() {
     "$CLATTN" "$@" >out.txt 2>err.txt
     rc=$?
+}
+
+# expect_error NAME CODE ARG CMD...: exit CODE, "clattn: error:" and ARG on
+# stderr, and no file named fail_* (the failing cases' outputs, or a temporary
+# file of one) left in the test directory.
+expect_error() {
+    local name=$1 code=$2 arg=$3
+    shift 3
+    rm -f "$tmp"/fail_*
+    run "$@"
+    local why=""
+    [ "$rc" -eq "$code" ] || why="exit $rc, expected $code"
+    grep -q -F "clattn: error:" err.txt || why="$why; no 'clattn: error:' on stderr"
+    grep -q -F -e "$arg" err.txt || why="$why; stderr does not name $arg"
+    if compgen -G "$tmp/fail_*" >/dev/null; then
+        why="$why; output files exist: $(cd "$tmp" && echo fail_*)"
+    fi
+    if [ -z "$why" ]; then
+        pass "$name"
+    else
+        echo "       (${why#; })"
+        fail "$name" err.txt
+    fi
+    rm -f "$tmp"/fail_*
+}
+
+# mk FILE SHAPE SEED [OPTIONS]: `clattn random` into FILE; stops the script if it fails.
+mk() {
+    local f=$1 shape=$2 seed=$3
+    shift 3
+    "$CLATTN" random --shape "$shape" --seed "$seed" --out "$f" "$@" || {
+        echo "FAIL could not make $f with clattn random" >&2
+        exit 1
+    }
 }

@@ -35,27 +35,10 @@ has_shape() {
 FO=$tmp/fail_O.npy
 FL=$tmp/fail_L.npy
 
-# expect_fail NAME CODE ARG CMD...: exit CODE, stderr has "clattn: error:" and ARG,
-# and neither $FO nor $FL (nor a temporary file of them) exists.
+# expect_fail NAME CODE ARG CMD...: expect_error (cli_lib.sh); the failing
+# cases write to $FO and $FL.
 expect_fail() {
-    local name=$1 code=$2 arg=$3
-    shift 3
-    rm -f "$FO" "$FL"
-    run "$@"
-    local why=""
-    [ "$rc" -eq "$code" ] || why="exit $rc, expected $code"
-    grep -q -F "clattn: error:" err.txt || why="$why; no 'clattn: error:' on stderr"
-    grep -q -F -e "$arg" err.txt || why="$why; stderr does not name $arg"
-    if compgen -G "$tmp/fail_*" >/dev/null; then
-        why="$why; output files exist: $(cd "$tmp" && echo fail_*)"
-    fi
-    if [ -z "$why" ]; then
-        pass "$name"
-    else
-        echo "       ($why)"
-        fail "$name" err.txt
-    fi
-    rm -f "$tmp"/fail_*
+    expect_error "$@"
 }
 
 # ---------------------------------------------------------------- help and version
@@ -110,14 +93,6 @@ fi
 
 # ---------------------------------------------------------------- inputs
 # Odd sizes on purpose: Nq 37, Nk 53, D 40, grouped-query 4/2 heads.
-mk() { # mk FILE SHAPE SEED [more random options]
-    local f=$1 shape=$2 seed=$3
-    shift 3
-    "$CLATTN" random --shape "$shape" --seed "$seed" --out "$f" "$@" || {
-        echo "FAIL could not make $f with clattn random" >&2
-        exit 1
-    }
-}
 mk q.npy 1,4,37,40 1
 mk k.npy 1,2,53,40 2
 mk v.npy 1,2,53,40 3
@@ -157,6 +132,24 @@ if [ "$rc" -eq 0 ] && grep -q '"verified":null' out.txt && grep -q '"max_err":nu
 else
     fail "run --json without --verify: verified null" out.txt err.txt
 fi
+# --repeat N: N launches, the median of 2..N reported and the first apart; the
+# outputs (and the verification) are the last launch's.
+rm -f O.npy
+run run --q q.npy --k k.npy --v v.npy --causal --verify --json --repeat 4 --out O.npy
+if [ "$rc" -eq 0 ] && grep -q '"runs":4,"first_ms":[0-9]' out.txt && grep -q '"timing":"event"' out.txt &&
+    grep -E -q '"verified": ?true' out.txt && has_shape O.npy '<f4' '(1, 4, 37, 40)'; then
+    pass "run --repeat 4 --json: runs 4, first_ms, verified"
+else
+    fail "run --repeat 4 --json: runs 4, first_ms, verified" out.txt err.txt
+fi
+run run --q q.npy --k k.npy --v v.npy --repeat 3
+if [ "$rc" -eq 0 ] && grep -q "ms median of launches 2..3 (device event; first launch [0-9.]* ms)" out.txt; then
+    pass "run --repeat 3: summary names the median and the first launch"
+else
+    fail "run --repeat 3: summary names the median and the first launch" out.txt err.txt
+fi
+run run --q q.npy --k k.npy --v v.npy --json
+grep -q '"runs":1,' out.txt && pass "run without --repeat: runs 1" || fail "run without --repeat: runs 1" out.txt err.txt
 
 # Nq > Nk, bottom-right: the first rows see no key (O = 0, LSE = -inf must match).
 mk qe.npy 2,60,16 11
@@ -239,6 +232,7 @@ expect_fail "flag given twice" 2 "--causal" run --q q.npy --k k.npy --v v.npy --
 expect_fail "missing value" 2 "--q" run --k k.npy --v v.npy "${common[@]}" --q
 expect_fail "missing --v" 2 "--v" run --q q.npy --k k.npy "${common[@]}"
 expect_fail "stray positional argument" 2 "extra" run --q q.npy --k k.npy --v v.npy extra "${common[@]}"
+expect_fail "--repeat 0" 2 "--repeat" run --q q.npy --k k.npy --v v.npy --repeat 0 "${common[@]}"
 expect_fail "unknown --variant" 2 "--variant" run --q q.npy --k k.npy --v v.npy --variant bogus "${common[@]}"
 mk lens99.npy 2 61 --dtype i32 --int-range 54,99
 expect_fail "--key-lengths above Nk" 2 "--key-lengths" run --q qb.npy --k kb.npy --v vb.npy --key-lengths lens99.npy \

@@ -85,15 +85,6 @@ expect_ok() {
     fi
 }
 
-mk() { # mk FILE SHAPE SEED [random options]
-    local f=$1 shape=$2 seed=$3
-    shift 3
-    "$CLATTN" random --shape "$shape" --seed "$seed" --out "$f" "$@" || {
-        echo "FAIL could not make $f with clattn random" >&2
-        exit 1
-    }
-}
-
 # npy FILE DICT DATA_BYTES [MAJOR]: a .npy file, version MAJOR.0 (1 default, or
 # 2), whose header is DICT padded as numpy pads it, followed by DATA_BYTES zero
 # bytes. Everything through printf: no numpy needed.
@@ -210,6 +201,9 @@ done
 for w in '3,' ',3' '1,2,3' 'a,b' '-1,-2' '-2,5' '2147483648,0' '0,2147483648' '99999999999999999999,0' \
     '1.5,2' ' 1,2' '1, 2' '0x10,1' ''; do
     expect "run: --window '$w'" 2 "--window" run "${QKV[@]}" --window "$w" "${OUT[@]}"
+done
+for n in '' 0 -1 1.5 1e3 abc 100001 99999999999999999999 ' 2'; do
+    expect "run: --repeat '$n'" 2 "--repeat" run "${QKV[@]}" --repeat "$n" "${OUT[@]}"
 done
 for a in TOP-LEFT bottom_right 1 topleft; do
     expect "run: --align $a" 2 "--align" run "${QKV[@]}" --align "$a" "${OUT[@]}"

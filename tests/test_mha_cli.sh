@@ -33,35 +33,9 @@ expect_verified() {
 }
 
 FO=$tmp/fail_y.npy
-# expect_fail NAME CODE ARG CMD...: exit CODE, "clattn: error:" naming ARG on
-# stderr, and no $FO (nor a temporary file of it) left behind.
+# expect_fail NAME CODE ARG CMD...: expect_error (cli_lib.sh) on CMD --out $FO.
 expect_fail() {
-    local name=$1 code=$2 arg=$3
-    shift 3
-    rm -f "$tmp"/fail_*
-    run "$@" --out "$FO"
-    local why=""
-    [ "$rc" -eq "$code" ] || why="exit $rc, expected $code"
-    grep -q -F "clattn: error:" err.txt || why="$why; no 'clattn: error:' on stderr"
-    grep -q -F -e "$arg" err.txt || why="$why; stderr does not name $arg"
-    if compgen -G "$tmp/fail_*" >/dev/null; then
-        why="$why; output files exist: $(cd "$tmp" && echo fail_*)"
-    fi
-    if [ -z "$why" ]; then
-        pass "$name"
-    else
-        echo "       ($why)"
-        fail "$name" err.txt
-    fi
-}
-
-mk() { # mk FILE SHAPE SEED [more random options]
-    local f=$1 shape=$2 seed=$3
-    shift 3
-    "$CLATTN" random --shape "$shape" --seed "$seed" --out "$f" "$@" || {
-        echo "FAIL could not make $f with clattn random" >&2
-        exit 1
-    }
+    expect_error "$@" --out "$FO"
 }
 
 # ---------------------------------------------------------------- help

@@ -101,11 +101,14 @@ static const char usage_run[] =
     "  --verify              compare O (and LSE) with the double-precision CPU reference;\n"
     "                        on failure exit 1 and write no output file\n"
     "  --json                print one JSON object instead of the summary\n"
+    "  --repeat N            launch the plan N times (1..100000, default 1) and report the\n"
+    "                        median of launches 2..N; the first is reported apart (it pays\n"
+    "                        one-time costs, e.g. a CPU device's per-launch compile)\n"
     "\n"
     "Timing is device time from a marker enqueued before the run to the end of the plan's\n"
     "event, so plans of several kernels count whole (wall time if the device gives no\n"
     "profiling information); GFLOP/s are dense-equivalent: 2*B*Hq*Nq*Nk*(D+Dv) flops\n"
-    "whatever the masks remove.\n";
+    "whatever the masks remove. --verify and the output files see the last launch.\n";
 
 static const char usage_random[] =
     "usage: clattn random --shape D0,D1,... --out FILE [options]\n"
@@ -746,10 +749,13 @@ cleanup:
 
 typedef struct run_opts {
     const char *q, *k, *v, *out, *lse, *scale, *align, *window, *softcap, *alibi, *bias, *key_lengths,
-        *variant, *device;
+        *variant, *device, *repeat_s;
     int causal, verify, json;
+    int repeat; /* launches, 1..RUN_MAX_REPEAT */
     clattn_attention_desc desc;
 } run_opts;
+
+#define RUN_MAX_REPEAT 100000
 
 typedef struct inputs {
     clattn_npy q, k, v, alibi, bias, kl;
@@ -791,6 +797,7 @@ static int run_parse(int argc, char **argv, run_opts *ro)
         {"--device", &ro->device, NULL},
         {"--verify", NULL, &ro->verify},
         {"--json", NULL, &ro->json},
+        {"--repeat", &ro->repeat_s, NULL},
     };
     int rc = parse_opts("run", argc, argv, opts, sizeof opts / sizeof opts[0], usage_run);
     if (rc != RC_CONTINUE)
@@ -801,6 +808,15 @@ static int run_parse(int argc, char **argv, run_opts *ro)
         return fail(RC_USAGE, "--k", "required (see 'clattn run --help')");
     if (!ro->v)
         return fail(RC_USAGE, "--v", "required (see 'clattn run --help')");
+    ro->repeat = 1;
+    if (ro->repeat_s) {
+        int64_t n;
+        if (parse_i64("--repeat", ro->repeat_s, &n) != RC_OK)
+            return RC_USAGE;
+        if (n < 1 || n > RUN_MAX_REPEAT)
+            return fail(RC_USAGE, "--repeat", "'%s' is outside 1..%d", ro->repeat_s, RUN_MAX_REPEAT);
+        ro->repeat = (int)n;
+    }
 
     clattn_attention_desc *d = &ro->desc;
     memset(d, 0, sizeof *d);
@@ -1012,8 +1028,11 @@ typedef struct result {
     clattn_variant variant;
     char *params;     /* copy of the plan's parameter JSON */
     char *device;     /* copy of the device name */
-    double kernel_ms; /* event time, or wall time when !event_timed */
-    double wall_ms;   /* plan_run to completion, host clock */
+    double kernel_ms; /* event time, or wall time when !event_timed; with --repeat N > 1,
+                         the median of launches 2..N */
+    double first_ms;  /* the first launch's time, as kernel_ms measures it */
+    int runs;         /* launches made */
+    double wall_ms;   /* the first plan_run to completion, host clock */
     size_t device_bytes; /* the plan's own device scratch */
     int event_timed;
 } result;
@@ -1263,6 +1282,25 @@ static int run_device(const run_opts *ro, const inputs *in, result *res)
             res->event_timed = 1;
         }
     }
+    res->first_ms = res->kernel_ms;
+    res->runs = 1;
+    if (ro->repeat > 1) {
+        /* Launches 2..N, each timed from its own marker; the outputs are those of the last. */
+        double *ms = malloc((size_t)(ro->repeat - 1) * sizeof *ms);
+        if (!ms) {
+            rc = fail(RC_DEVICE, "--repeat", "out of host memory for %d timings", ro->repeat - 1);
+            goto cleanup;
+        }
+        rc = time_plan_runs(ctx, "--repeat", plan, &a, ro->repeat - 1, ms);
+        if (rc == RC_OK) {
+            res->kernel_ms = median_sorted(ms, ro->repeat - 1);
+            res->event_timed = 1;
+            res->runs = ro->repeat;
+        }
+        free(ms);
+        if (rc != RC_OK)
+            goto cleanup;
+    }
 
     res->o = malloc(o_count * esz);
     if (mlse)
@@ -1450,6 +1488,8 @@ static void print_json(const run_opts *ro, const inputs *in, const result *res, 
            ro->bias ? "true" : "false", ro->key_lengths ? "true" : "false");
     printf(",\"kernel_ms\":");
     json_num(stdout, res->kernel_ms);
+    printf(",\"runs\":%d,\"first_ms\":", res->runs);
+    json_num(stdout, res->first_ms);
     printf(",\"timing\":\"%s\",\"wall_ms\":", res->event_timed ? "event" : "wall");
     json_num(stdout, res->wall_ms);
     printf(",\"device_bytes\":%zu", res->device_bytes);
@@ -1495,9 +1535,14 @@ static void print_summary(const run_opts *ro, const inputs *in, const result *re
     printf("%s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld Dv=%lld, scale %.6g%s\n", clattn_dtype_name(in->dtype),
            (long long)in->B, (long long)in->Hq, (long long)in->Hkv, (long long)in->Nq, (long long)in->Nk,
            (long long)in->D, (long long)in->Dv, effective_scale(ro, in), masks);
-    printf("%.3f ms (%s), %.2f GFLOP/s dense-equivalent\n", res->kernel_ms,
-           res->event_timed ? "device event" : "wall clock, no profiling information",
-           res->kernel_ms > 0 ? dense_flops(in) / (res->kernel_ms * 1e6) : 0.0);
+    const double gflops = res->kernel_ms > 0 ? dense_flops(in) / (res->kernel_ms * 1e6) : 0.0;
+    if (res->runs > 1)
+        printf("%.3f ms median of launches 2..%d (device event; first launch %.3f ms), %.2f GFLOP/s "
+               "dense-equivalent\n",
+               res->kernel_ms, res->runs, res->first_ms, gflops);
+    else
+        printf("%.3f ms (%s; first launch, see --repeat), %.2f GFLOP/s dense-equivalent\n", res->kernel_ms,
+               res->event_timed ? "device event" : "wall clock, no profiling information", gflops);
     if (vd->done) {
         printf("verification %s: O max error %.3e, NMSE %.3e", vd->ok ? "passed" : "FAILED", vd->o.max_abs_err,
                vd->o.nmse);

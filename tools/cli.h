@@ -98,7 +98,7 @@ extern const char usage_mha[];
 void dtype_put(void *p, clattn_dtype dt, size_t i, float x);
 float dtype_get(const void *p, clattn_dtype dt, size_t i);
 
-/* ---- tools/measure.c: shared by prof and tune ---- */
+/* ---- tools/measure.c: shared by prof, tune and run --repeat ---- */
 
 /* Enqueue n runs of plan on ctx's queue, wait, and store each run's device
  * time (profiling events) in ms[0..n-1]; arg names the command in errors. */

@@ -1,7 +1,7 @@
 /*
- * measure.c - what the measuring subcommands (prof, tune) share: device time
- * of a plan's runs from OpenCL profiling events, medians, and the CPU
- * reference of sampled query rows.
+ * measure.c - what the measuring subcommands (prof, tune, run --repeat)
+ * share: device time of a plan's runs from OpenCL profiling events, medians,
+ * and the CPU reference of sampled query rows.
  */
 #include <stdlib.h>
 #include <string.h>
