@@ -83,6 +83,8 @@ else
     # implementation's own leaks, one per line with its reason, in
     # tests/sanitizers.supp. Kernels run at full speed (the device compiler
     # is not instrumented), so this costs about as much as the plain run.
+    # This build also has the lsan-canary test: a program that leaks on
+    # purpose must get LeakSanitizer's report under these same options.
     asan=${CLATTN_ASAN_BUILD_DIR:-build-asan}
     asan_opts=(-Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true -Dc_args=-fno-sanitize-recover=all)
     if [ -f "$asan/build.ninja" ]; then
