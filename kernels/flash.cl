@@ -310,7 +310,6 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
             for (int c = 0; c < BLOCK_N / 8; c++) {
                 float8 x = finish_scores8(vload8(c, p[rr]) * scale, n0 + c * 8, diag, &ri[rr], full, softcap, slope,
                                           bias, bsk);
-                x *= M_LOG2E_F; /* base 2 from here on: m_i too, until the end */
                 vstore8(x, c, p[rr]);
                 mx = fmax(mx, x);
             }
@@ -320,14 +319,14 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
             const float m_use = m_new == -INFINITY ? 0.0f : m_new;
             float8 lsum = (float8)(0.0f);
             for (int c = 0; c < BLOCK_N / 8; c++) {
-                const float8 p8 = exp2(vload8(c, p[rr]) - (float8)(m_use));
+                const float8 p8 = exp2((vload8(c, p[rr]) - (float8)(m_use)) * M_LOG2E_F);
                 lsum += p8;
                 vstore8(p8, c, p[rr]);
             }
             const float4 l4 = lsum.lo + lsum.hi;
             const float2 l2 = l4.lo + l4.hi;
             if (m_new > m_i[rr]) {
-                const float alpha = exp2(m_i[rr] - m_use);
+                const float alpha = exp2((m_i[rr] - m_use) * M_LOG2E_F);
                 l_i[rr] *= alpha;
                 for (int c = 0; c < HEAD_DIM_V / 8; c++)
                     acc8[rr][c] *= alpha;
@@ -403,8 +402,6 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void attn_flash(ATTN_KE
                 }
         }
     }
-    for (int r = 0; r < ROWS; r++) /* the running maxima back to base e */
-        m_i[r] *= M_LN2_F;
 
 #elif KT_PATH
     for (long n0 = lo; n0 < hi; n0 += BLOCK_N) {
