@@ -82,25 +82,6 @@ double test_now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void test_put(void *p, clattn_dtype dt, size_t i, float x)
-{
-    if (dt == CLATTN_F16)
-        ((uint16_t *)p)[i] = clattn_float_to_half(x);
-    else if (dt == CLATTN_BF16)
-        ((uint16_t *)p)[i] = clattn_float_to_bf16(x);
-    else
-        ((float *)p)[i] = x;
-}
-
-float test_get(const void *p, clattn_dtype dt, size_t i)
-{
-    if (dt == CLATTN_F16)
-        return clattn_half_to_float(((const uint16_t *)p)[i]);
-    if (dt == CLATTN_BF16)
-        return clattn_bf16_to_float(((const uint16_t *)p)[i]);
-    return ((const float *)p)[i];
-}
-
 /* Strides (elements) of a [B, H, N, D] tensor in BHND or BSHD memory order. */
 static void layout(int bshd, int64_t H, int64_t N, int64_t D, int64_t s[4])
 {
@@ -123,63 +104,6 @@ static int all_poison(const unsigned char *p, size_t n)
         if (p[i] != POISON)
             return 0;
     return 1;
-}
-
-/* A plain single-precision CPU implementation (float dot products and
- * softmax, no masks but causal) of a BHND problem: the yardstick of the
- * "at most k times the error of a plain implementation in the same
- * precision" rule for inputs so large that f32 rounding of the scores alone
- * exceeds the fixed tolerance. Returns its max error against ref. */
-static double plain_f32_error(const attn_case *c, const void *hq, const void *hk, const void *hv, const float *ref)
-{
-    const int64_t hpk = c->Hq / c->Hkv;
-    const int64_t off = c->align == CLATTN_ALIGN_BOTTOM_RIGHT ? (int64_t)c->Nk - c->Nq : 0;
-    const float scale = c->scale != 0.0f ? c->scale : (float)(1.0 / sqrt((double)c->D));
-    float *s = malloc((size_t)c->Nk * sizeof *s);
-    double worst = 0.0;
-    if (!s)
-        return INFINITY;
-    /* Four plain implementations, summing D forwards, backwards, in 8 lanes
-     * (as SIMD code and GEMM tiles do) and in 4 lanes of fused multiply-adds:
-     * one ordering alone is a single sample of f32 rounding noise, and a
-     * device with its own order (CLBlast's tiles for the gemm variant) could
-     * exceed 3x it by chance. */
-    for (int order = 0; order < 4; order++)
-    for (int64_t b = 0; b < c->B; b++)
-        for (int64_t h = 0; h < c->Hq; h++)
-            for (int64_t i = 0; i < c->Nq; i++) {
-                const int64_t kvh = h / hpk;
-                const int64_t hi = c->causal ? (i + off + 1 < c->Nk ? i + off + 1 : c->Nk) : c->Nk;
-                float m = -INFINITY, l = 0.0f;
-                for (int64_t j = 0; j < hi; j++) {
-                    float lane[8] = {0};
-                    const int lanes = order == 2 ? 8 : order == 3 ? 4 : 1;
-                    for (int64_t dd = 0; dd < c->D; dd++) {
-                        const int64_t d = order == 1 ? c->D - 1 - dd : dd;
-                        const float x = test_get(hq, c->dtype, (size_t)(((b * c->Hq + h) * c->Nq + i) * c->D + d));
-                        const float y = test_get(hk, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->D + d));
-                        float *acc = &lane[dd % lanes];
-                        *acc = order == 3 ? fmaf(x, y, *acc) : *acc + x * y;
-                    }
-                    float dot = 0.0f;
-                    for (int e = 0; e < lanes; e++)
-                        dot += lane[e];
-                    s[j] = dot * scale;
-                    m = s[j] > m ? s[j] : m;
-                }
-                for (int64_t j = 0; j < hi; j++)
-                    l += (s[j] = expf(s[j] - m));
-                for (int64_t d = 0; d < c->Dv; d++) {
-                    float acc = 0.0f;
-                    for (int64_t j = 0; j < hi; j++)
-                        acc += s[j] * test_get(hv, c->dtype, (size_t)(((b * c->Hkv + kvh) * c->Nk + j) * c->Dv + d));
-                    const float o = hi > 0 ? acc / l : 0.0f;
-                    const double e = fabs((double)o - ref[((b * c->Hq + h) * c->Nq + i) * c->Dv + d]);
-                    worst = e > worst ? e : worst;
-                }
-            }
-    free(s);
-    return worst;
 }
 
 typedef struct dev_view {
@@ -267,18 +191,18 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
 
     /* ---- inputs: random, rounded to the storage dtype */
     for (size_t i = 0; i < nq; i++)
-        test_put(hq, c.dtype, i, amp * test_rand_uniform(&rng));
+        elem_put(hq, c.dtype, i, amp * test_rand_uniform(&rng));
     for (size_t i = 0; i < nk; i++)
-        test_put(hk, c.dtype, i, amp * test_rand_uniform(&rng));
+        elem_put(hk, c.dtype, i, amp * test_rand_uniform(&rng));
     for (size_t i = 0; i < nv; i++)
-        test_put(hv, c.dtype, i, amp * test_rand_uniform(&rng));
+        elem_put(hv, c.dtype, i, amp * test_rand_uniform(&rng));
     if (c.constant != 0.0f) {
         for (size_t i = 0; i < nq; i++)
-            test_put(hq, c.dtype, i, c.constant);
+            elem_put(hq, c.dtype, i, c.constant);
         for (size_t i = 0; i < nk; i++)
-            test_put(hk, c.dtype, i, c.constant);
+            elem_put(hk, c.dtype, i, c.constant);
         for (size_t i = 0; i < nv; i++)
-            test_put(hv, c.dtype, i, c.constant);
+            elem_put(hv, c.dtype, i, c.constant);
     }
     if (c.dominant) {
         /* Every query gets a large component 0; one key per (b, kv head) too:
@@ -286,10 +210,10 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
         for (int b = 0; b < c.B; b++)
             for (int h = 0; h < c.Hkv; h++) {
                 int jstar = (int)(test_rand_u64(&rng) % (uint64_t)c.Nk);
-                test_put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + jstar) * c.D, 12.0f * amp);
+                elem_put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + jstar) * c.D, 12.0f * amp);
             }
         for (size_t i = 0; i < (size_t)c.B * c.Hq * c.Nq; i++)
-            test_put(hq, c.dtype, i * c.D, 12.0f * amp);
+            elem_put(hq, c.dtype, i * c.D, 12.0f * amp);
     }
     if (c.key_lengths) {
         hkl = malloc((size_t)c.B * sizeof *hkl);
@@ -336,9 +260,9 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
                     continue;
                 for (int h = 0; h < c.Hkv; h++) {
                     for (int d = 0; d < c.D; d++)
-                        test_put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.D + d, NAN);
+                        elem_put(hk, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.D + d, NAN);
                     for (int d = 0; d < c.Dv; d++)
-                        test_put(hv, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.Dv + d, NAN);
+                        elem_put(hv, c.dtype, (((size_t)b * c.Hkv + h) * c.Nk + j) * c.Dv + d, NAN);
                 }
             }
     }
@@ -517,14 +441,14 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
     /* ---- compare O */
     if (c.varlen)
         for (size_t i = 0; i < no; i++)
-            dev_o[i] = test_get(o.host + off * esz(c.dtype), c.dtype, i);
+            dev_o[i] = elem_get(o.host + off * esz(c.dtype), c.dtype, i);
     else
         for (int64_t b = 0; b < c.B; b++)
         for (int64_t h = 0; h < c.Hq; h++)
             for (int64_t n = 0; n < c.Nq; n++)
                 for (int64_t d = 0; d < c.Dv; d++)
                     dev_o[(size_t)(((b * c.Hq + h) * c.Nq + n) * c.Dv + d)] =
-                        test_get(o.host + off * esz(c.dtype), c.dtype, at(so, b, h, n, d));
+                        elem_get(o.host + off * esz(c.dtype), c.dtype, at(so, b, h, n, d));
     {
         double atol, rtol, mn;
         clattn_compare_result cr = clattn_compare_f32(dev_o, ref_o, no);
@@ -540,7 +464,16 @@ void run_case(clattn_context *ctx, const attn_case *c0, uint64_t seed, case_resu
              * implementation of the same problem. */
             const int plain_ok = c.in_scale >= 50.0f && !c.use_window && !c.softcap && !c.alibi && !c.bias &&
                                  !c.key_lengths && c.dtype == CLATTN_F32;
-            const double plain = plain_ok ? plain_f32_error(&c, hq, hk, hv, ref_o) : 0.0;
+            double plain = 0.0, plain_lse;
+            if (plain_ok) {
+                const plain_problem pp = {.dtype = c.dtype, .B = c.B, .Hq = c.Hq, .Hkv = c.Hkv, .Nq = c.Nq,
+                                          .Nk = c.Nk, .D = c.D, .Dv = c.Dv, .q = hq, .k = hk, .v = hv,
+                                          .scale = c.scale != 0.0f ? c.scale : (float)(1.0 / sqrt((double)c.D)),
+                                          .causal = c.causal,
+                                          .diag_off = c.align == CLATTN_ALIGN_BOTTOM_RIGHT ? c.Nk - c.Nq : 0,
+                                          .ref_o = ref_o};
+                plain_f32_error(&pp, &plain, &plain_lse);
+            }
             if (!plain_ok || cr.max_abs_err > 3.0 * plain)
                 FAIL("o: max_err %.3g (allowed %.3g%s), nmse %.3g (allowed %.3g)", cr.max_abs_err,
                      plain_ok ? 3.0 * plain : atol + rtol * cr.max_abs_ref, plain_ok ? " = 3x plain f32" : "",

@@ -48,8 +48,8 @@ static float rnd(clattn_dtype dt, float x)
 {
     uint16_t h[1];
     float f[1];
-    test_put(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0, x);
-    return test_get(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0);
+    elem_put(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0, x);
+    return elem_get(dt == CLATTN_F32 ? (void *)f : (void *)h, dt, 0);
 }
 
 static void *xmalloc(size_t n)
@@ -148,7 +148,7 @@ static void gather(const outbuf *ob, clattn_dtype dt, const int64_t s[4], int64_
         for (int64_t h = 0; h < H; h++)
             for (int64_t n = 0; n < N; n++)
                 for (int64_t d = 0; d < D; d++)
-                    dst[((b * H + h) * N + n) * D + d] = test_get(base, dt, at4(s, b, h, n, d));
+                    dst[((b * H + h) * N + n) * D + d] = elem_get(base, dt, at4(s, b, h, n, d));
 }
 
 /* O against a reference with the dtype's tolerance; LSE: -inf exactly where
@@ -344,7 +344,7 @@ static int run_merge_case(const merge_case *c, uint64_t seed, double *worst_o, d
                 for (int64_t n = 0; n < c->N; n++) {
                     const size_t r = (size_t)((b * c->H + hh) * c->N + n);
                     for (int64_t dd = 0; dd < c->Dv; dd++)
-                        test_put(hb + off * pes, c->pdt, at4(s, b, hh, n, dd), po[p][r * (size_t)c->Dv + (size_t)dd]);
+                        elem_put(hb + off * pes, c->pdt, at4(s, b, hh, n, dd), po[p][r * (size_t)c->Dv + (size_t)dd]);
                     hl[off + at4(ls, b, hh, n, 0)] = pl[p][r];
                 }
         mo[p] = upload(hb, (off + no) * pes);
@@ -640,8 +640,8 @@ static void paged_world_make(const paged_case *c, uint64_t *rng, paged_world *w)
             for (int64_t n = 0; n < w->Nk; n++)
                 for (int64_t d = 0; d < c->D; d++) {
                     const size_t i = (size_t)(((b * c->Hkv + h) * w->Nk + n) * c->D + d);
-                    test_put(w->kc, c->dtype, i, n < w->lens[b] ? 1.5f * test_rand_uniform(rng) : NAN);
-                    test_put(w->vc, c->dtype, i, n < w->lens[b] ? test_rand_uniform(rng) : NAN);
+                    elem_put(w->kc, c->dtype, i, n < w->lens[b] ? 1.5f * test_rand_uniform(rng) : NAN);
+                    elem_put(w->vc, c->dtype, i, n < w->lens[b] ? test_rand_uniform(rng) : NAN);
                 }
     /* pool pages in a random order */
     perm = xmalloc((size_t)w->num_pages * sizeof *perm);
@@ -656,8 +656,8 @@ static void paged_world_make(const paged_case *c, uint64_t *rng, paged_world *w)
     w->pk = xmalloc((size_t)w->num_pages * c->Hkv * c->ps * c->D * es);
     w->pv = xmalloc((size_t)w->num_pages * c->Hkv * c->ps * c->D * es);
     for (size_t i = 0; i < (size_t)w->num_pages * c->Hkv * c->ps * c->D; i++) {
-        test_put(w->pk, c->dtype, i, NAN);
-        test_put(w->pv, c->dtype, i, NAN);
+        elem_put(w->pk, c->dtype, i, NAN);
+        elem_put(w->pv, c->dtype, i, NAN);
     }
     w->table = xmalloc((size_t)c->B * c->max_pages * sizeof *w->table);
     used = 0;
@@ -672,8 +672,8 @@ static void paged_world_make(const paged_case *c, uint64_t *rng, paged_world *w)
                     for (int64_t d = 0; d < c->D; d++) {
                         const size_t src = (size_t)(((b * c->Hkv + h) * w->Nk + j * c->ps + s) * c->D + d);
                         const size_t dst = at4(w->pool_s, w->table[b * c->max_pages + j], h, s, d);
-                        test_put(w->pk, c->dtype, dst, test_get(w->kc, c->dtype, src));
-                        test_put(w->pv, c->dtype, dst, test_get(w->vc, c->dtype, src));
+                        elem_put(w->pk, c->dtype, dst, elem_get(w->kc, c->dtype, src));
+                        elem_put(w->pv, c->dtype, dst, elem_get(w->vc, c->dtype, src));
                     }
         }
     free(perm);
@@ -736,7 +736,7 @@ static int run_paged_case(const paged_case *c, uint64_t seed, double *worst, int
     char msg[512], what[256];
     paged_world_make(c, &rng, &w);
     for (size_t i = 0; i < nq; i++)
-        test_put(q, c->dtype, i, test_rand_uniform(&rng));
+        elem_put(q, c->dtype, i, test_rand_uniform(&rng));
     memset(&h, 0, sizeof h);
     h.q = (clattn_host_tensor){q, c->dtype, {c->B, c->Hq, c->Nq, c->D}};
     h.k = (clattn_host_tensor){w.kc, c->dtype, {c->B, c->Hkv, w.Nk, c->D}};
@@ -1092,9 +1092,9 @@ static clattn_status cache_append(clattn_kvcache *kv, mirror *m, int seq, int n_
     layout(bshd, m->H, n_new, m->D, sk);
     layout(bshd, m->H, n_new, m->Dv, sv);
     for (size_t i = 0; i < nk; i++)
-        test_put(hk, src, i, 1.5f * test_rand_uniform(rng));
+        elem_put(hk, src, i, 1.5f * test_rand_uniform(rng));
     for (size_t i = 0; i < nv; i++)
-        test_put(hv, src, i, test_rand_uniform(rng));
+        elem_put(hv, src, i, test_rand_uniform(rng));
     mk = upload(hk, nk * es);
     mv = upload(hv, nv * es);
     tk = clattn_tensor_make(mk, 0, src, nseq, m->H, n_new, m->D);
@@ -1110,10 +1110,10 @@ static clattn_status cache_append(clattn_kvcache *kv, mirror *m, int seq, int n_
                 for (int t = 0; t < c; t++) {
                     for (int d = 0; d < m->D; d++)
                         m->k[(((size_t)s * m->H + h) * MAXN + (size_t)(m->len[s] + t)) * m->D + (size_t)d] =
-                            rnd(m->dtype, test_get(hk, src, at4(sk, b, h, t, d)));
+                            rnd(m->dtype, elem_get(hk, src, at4(sk, b, h, t, d)));
                     for (int d = 0; d < m->Dv; d++)
                         m->v[(((size_t)s * m->H + h) * MAXN + (size_t)(m->len[s] + t)) * m->Dv + (size_t)d] =
-                            rnd(m->dtype, test_get(hv, src, at4(sv, b, h, t, d)));
+                            rnd(m->dtype, elem_get(hv, src, at4(sv, b, h, t, d)));
                 }
             m->len[s] += c;
         }
@@ -1163,14 +1163,14 @@ static void cache_check_contents(clattn_kvcache *kv, const mirror *m, const char
                 for (int d = 0; d < m->D; d++) {
                     const size_t i = (size_t)(((outer * m->H + h) * a.k.shape[2] + row) * m->D + d);
                     const float want = m->k[(((size_t)b * m->H + h) * MAXN + (size_t)n) * m->D + (size_t)d];
-                    ck_assert_msg(test_get(hk, m->dtype, i) == want, "%s: k[%d][%d][%d][%d] = %g, appended %g", what, b, h,
-                                  n, d, (double)test_get(hk, m->dtype, i), (double)want);
+                    ck_assert_msg(elem_get(hk, m->dtype, i) == want, "%s: k[%d][%d][%d][%d] = %g, appended %g", what, b, h,
+                                  n, d, (double)elem_get(hk, m->dtype, i), (double)want);
                 }
                 for (int d = 0; d < m->Dv; d++) {
                     const size_t i = (size_t)(((outer * m->H + h) * a.v.shape[2] + row) * m->Dv + d);
                     const float want = m->v[(((size_t)b * m->H + h) * MAXN + (size_t)n) * m->Dv + (size_t)d];
-                    ck_assert_msg(test_get(hv, m->dtype, i) == want, "%s: v[%d][%d][%d][%d] = %g, appended %g", what, b, h,
-                                  n, d, (double)test_get(hv, m->dtype, i), (double)want);
+                    ck_assert_msg(elem_get(hv, m->dtype, i) == want, "%s: v[%d][%d][%d][%d] = %g, appended %g", what, b, h,
+                                  n, d, (double)elem_get(hv, m->dtype, i), (double)want);
                 }
             }
     free(hk);
@@ -1199,11 +1199,11 @@ static int cache_attend_check(clattn_context *ctx, clattn_kvcache *kv, const mir
     double eo, el;
     int ok;
     for (size_t i = 0; i < nq; i++)
-        test_put(q, m->dtype, i, test_rand_uniform(rng));
+        elem_put(q, m->dtype, i, test_rand_uniform(rng));
     for (size_t i = 0; i < (size_t)m->B * m->H * MAXN * m->D; i++)
-        test_put(kk, m->dtype, i, m->k[i]);
+        elem_put(kk, m->dtype, i, m->k[i]);
     for (size_t i = 0; i < (size_t)m->B * m->H * MAXN * m->Dv; i++)
-        test_put(vv, m->dtype, i, m->v[i]);
+        elem_put(vv, m->dtype, i, m->v[i]);
     memset(&d, 0, sizeof d);
     d.causal = causal;
     d.align = CLATTN_ALIGN_BOTTOM_RIGHT; /* in the cache: against each sequence's length */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "clattn.h"
+#include "hostref.h"
 
 Suite *suite_status(void);
 Suite *suite_context(void);
@@ -36,10 +37,8 @@ Suite *suite_tune(void);
 uint64_t test_seed(void);
 uint64_t test_rand_u64(uint64_t *state);
 float test_rand_uniform(uint64_t *state); /* in [-1, 1) */
-/* Element i of a host array of dtype (f32, f16 or bf16 storage) as float, and back
- * (stores round to nearest even). */
-float test_get(const void *p, clattn_dtype dt, size_t i);
-void test_put(void *p, clattn_dtype dt, size_t i, float x);
+/* Element i of a host array of dtype (f32, f16 or bf16 storage) as float, and
+ * back: elem_get and elem_put of tools/hostref.h, shared with the tool. */
 /* Monotonic clock in seconds, for the run times suites print. */
 double test_now_s(void);
 /* ctx's reference count once it has stopped changing: queue finished, then

@@ -267,75 +267,20 @@ typedef struct host_case {
     float *ref_o, *ref_lse, *dev_o, *dev_lse;
 } host_case;
 
-/*
- * A plain single-precision CPU implementation of the case (float scores,
- * float softmax): the yardstick of FlashAttention's rule for inputs so large
- * that f32 rounding of the scores alone exceeds the fixed tolerance. Its max
- * errors against the reference, of O and of the LSE (finite rows).
- */
-static void plain_f32_error(const check_case *c, const host_case *h, double *o_err, double *lse_err)
+/* The case's plain f32 yardstick errors (tools/hostref.h) of O and of the LSE. */
+static void plain_errors(const check_case *c, const host_case *h, double *o_err, double *lse_err)
 {
-    const int64_t hpk = c->Hq / c->Hkv, Nq = c->Nq, Nk = c->Nk, D = c->s.D, Dv = c->s.Dv;
-    const int64_t off = c->align == CLATTN_ALIGN_BOTTOM_RIGHT ? Nk - Nq : 0;
-    const float scale = c->scale != 0.0f ? c->scale : (float)(1.0 / sqrt((double)D));
-    float *s = malloc((size_t)Nk * sizeof *s);
-    double worst = 0.0, worst_lse = 0.0;
-    *o_err = *lse_err = INFINITY;
-    if (!s)
-        return;
-    for (int64_t b = 0; b < c->B; b++)
-        for (int64_t hh = 0; hh < c->Hq; hh++)
-            for (int64_t i = 0; i < Nq; i++) {
-                const int64_t kvh = hh / hpk, diag = i + off;
-                float m = -INFINITY, l = 0.0f;
-                for (int64_t j = 0; j < Nk; j++) {
-                    int kept = !(c->s.causal && j > diag);
-                    kept &= !(c->s.window && c->wl >= 0 && j < diag - c->wl);
-                    kept &= !(c->s.window && c->wr >= 0 && j > diag + c->wr);
-                    kept &= !(h->kl && j >= h->kl[b]);
-                    s[j] = -INFINITY;
-                    if (!kept)
-                        continue;
-                    float dot = 0.0f;
-                    for (int64_t d = 0; d < D; d++)
-                        dot += dtype_get(h->q, c->s.dtype, (size_t)(((b * c->Hq + hh) * Nq + i) * D + d)) *
-                               dtype_get(h->k, c->s.dtype, (size_t)(((b * c->Hkv + kvh) * Nk + j) * D + d));
-                    float x = dot * scale;
-                    if (c->softcap > 0)
-                        x = c->softcap * tanhf(x / c->softcap);
-                    if (h->alibi)
-                        x -= h->alibi[hh] * (float)llabs(diag - j);
-                    if (h->bias) {
-                        const int64_t *bs = h->bshape;
-                        x += h->bias[(((bs[0] > 1 ? b : 0) * bs[1] + (bs[1] > 1 ? hh : 0)) * bs[2] +
-                                      (bs[2] > 1 ? i : 0)) * bs[3] + j];
-                    }
-                    s[j] = x;
-                    m = x > m ? x : m;
-                }
-                for (int64_t j = 0; j < Nk; j++)
-                    l += (s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - m));
-                if (c->s.lse && l > 0.0f) {
-                    const double ref = h->ref_lse[(b * c->Hq + hh) * Nq + i];
-                    const double e = fabs((double)(m + logf(l)) - ref);
-                    if (isfinite(ref))
-                        worst_lse = e > worst_lse ? e : worst_lse;
-                }
-                for (int64_t d = 0; d < Dv; d++) {
-                    float acc = 0.0f;
-                    for (int64_t j = 0; j < Nk; j++)
-                        if (s[j] != 0.0f)
-                            acc += s[j] * dtype_get(h->v, c->s.dtype, (size_t)(((b * c->Hkv + kvh) * Nk + j) * Dv + d));
-                    const float o = l > 0.0f ? acc / l : 0.0f;
-                    const double ref = h->ref_o[((b * c->Hq + hh) * Nq + i) * Dv + d];
-                    const double e = fabs((double)o - ref);
-                    if (isfinite(ref))
-                        worst = e > worst ? e : worst;
-                }
-            }
-    free(s);
-    *o_err = worst;
-    *lse_err = worst_lse;
+    plain_problem p = {.dtype = c->s.dtype, .B = c->B, .Hq = c->Hq, .Hkv = c->Hkv, .Nq = c->Nq, .Nk = c->Nk,
+                       .D = c->s.D, .Dv = c->s.Dv, .q = h->q, .k = h->k, .v = h->v,
+                       .scale = c->scale != 0.0f ? c->scale : (float)(1.0 / sqrt((double)c->s.D)),
+                       .causal = c->s.causal,
+                       .diag_off = c->align == CLATTN_ALIGN_BOTTOM_RIGHT ? (int64_t)c->Nk - c->Nq : 0,
+                       .window = c->s.window, .wl = c->wl, .wr = c->wr, .softcap = c->softcap,
+                       .alibi = h->alibi, .bias = h->bias, .key_lengths = h->kl,
+                       .ref_o = h->ref_o, .ref_lse = c->s.lse ? h->ref_lse : NULL};
+    for (int i = 0; i < 4; i++)
+        p.bshape[i] = h->bshape[i];
+    plain_f32_error(&p, o_err, lse_err);
 }
 
 typedef struct dev_buf {
@@ -390,18 +335,18 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
 
     /* ---- inputs, rounded to the storage dtype */
     for (size_t i = 0; i < nq; i++)
-        dtype_put(h.q, dt, i, amp * runiform(&rng));
+        elem_put(h.q, dt, i, amp * runiform(&rng));
     for (size_t i = 0; i < nk; i++)
-        dtype_put(h.k, dt, i, amp * runiform(&rng));
+        elem_put(h.k, dt, i, amp * runiform(&rng));
     for (size_t i = 0; i < nv; i++)
-        dtype_put(h.v, dt, i, amp * runiform(&rng));
+        elem_put(h.v, dt, i, amp * runiform(&rng));
     if (c->dominant) { /* a large component 0 in every query and in one key per (b, kv head) */
         for (int b = 0; b < c->B; b++)
             for (int hh = 0; hh < c->Hkv; hh++)
-                dtype_put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + (size_t)rint_below(&rng, c->Nk)) * s->D,
+                elem_put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + (size_t)rint_below(&rng, c->Nk)) * s->D,
                     12.0f * amp);
         for (size_t i = 0; i < (size_t)c->B * c->Hq * c->Nq; i++)
-            dtype_put(h.q, dt, i * s->D, 12.0f * amp);
+            elem_put(h.q, dt, i * s->D, 12.0f * amp);
     }
     if (s->key_lengths) {
         h.kl = malloc((size_t)c->B * sizeof *h.kl);
@@ -448,9 +393,9 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
                     continue;
                 for (int hh = 0; hh < c->Hkv; hh++) {
                     for (int d = 0; d < s->D; d++)
-                        dtype_put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->D + d, NAN);
+                        elem_put(h.k, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->D + d, NAN);
                     for (int d = 0; d < s->Dv; d++)
-                        dtype_put(h.v, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->Dv + d, NAN);
+                        elem_put(h.v, dt, (((size_t)b * c->Hkv + hh) * c->Nk + j) * s->Dv + d, NAN);
                 }
             }
     }
@@ -591,7 +536,7 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
             for (int64_t n = 0; n < c->Nq; n++)
                 for (int64_t d = 0; d < s->Dv; d++)
                     h.dev_o[(size_t)(((b * c->Hq + hh) * c->Nq + n) * s->Dv + d)] =
-                        dtype_get(o.host + off * e, dt, at(so, b, hh, n, d));
+                        elem_get(o.host + off * e, dt, at(so, b, hh, n, d));
     if (force_fail && no > 0) /* the test hook: a NaN fails every case, whatever its tolerance */
         h.dev_o[0] = NAN;
     /* Scaled f32 inputs: the f32 scores themselves are inexact beyond the fixed
@@ -608,7 +553,7 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
             CASE_FAIL("O: %zu NaN/Inf positions differ from the reference", cr.nonfinite_mismatch);
         if (!clattn_compare_ok(&cr, atol, rtol, mn)) {
             if (plain_ok)
-                plain_f32_error(c, &h, &plain, &plain_lse);
+                plain_errors(c, &h, &plain, &plain_lse);
             if (!plain_ok || cr.max_abs_err > 3.0 * plain)
                 CASE_FAIL("O: max error %.3g (allowed %.3g%s), NMSE %.3g (allowed %.3g)", cr.max_abs_err,
                           plain_ok ? 3.0 * plain : atol + rtol * cr.max_abs_ref, plain_ok ? " = 3x plain f32" : "",
@@ -645,7 +590,7 @@ static void run_check_case(clattn_context *ctx, const check_case *c, int force_f
                 r->lse_err = isfinite(d) ? d : INFINITY;
             if (!(d <= allowed) && plain_ok) {
                 if (plain_lse < 0.0)
-                    plain_f32_error(c, &h, &plain, &plain_lse);
+                    plain_errors(c, &h, &plain, &plain_lse);
                 allowed = fmax(allowed, 3.0 * plain_lse);
             }
             if (!(d <= allowed))

@@ -1778,21 +1778,3 @@ int main(int argc, char **argv)
     return fail(RC_USAGE, cmd, "unknown command (see 'clattn --help')");
 }
 
-void dtype_put(void *p, clattn_dtype dt, size_t i, float x)
-{
-    if (dt == CLATTN_F16)
-        ((uint16_t *)p)[i] = clattn_float_to_half(x);
-    else if (dt == CLATTN_BF16)
-        ((uint16_t *)p)[i] = clattn_float_to_bf16(x);
-    else
-        ((float *)p)[i] = x;
-}
-
-float dtype_get(const void *p, clattn_dtype dt, size_t i)
-{
-    if (dt == CLATTN_F16)
-        return clattn_half_to_float(((const uint16_t *)p)[i]);
-    if (dt == CLATTN_BF16)
-        return clattn_bf16_to_float(((const uint16_t *)p)[i]);
-    return ((const float *)p)[i];
-}

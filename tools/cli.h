@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "clattn.h"
+#include "hostref.h"
 
 enum { RC_OK = 0, RC_VERIFY = 1, RC_USAGE = 2, RC_DEVICE = 3 };
 
@@ -93,10 +94,7 @@ extern const char usage_prof[];
 extern const char usage_check[];
 extern const char usage_mha[];
 
-/* Element i of a host array stored as dt, written from / read as float
- * (f16 and bf16 round to nearest even). */
-void dtype_put(void *p, clattn_dtype dt, size_t i, float x);
-float dtype_get(const void *p, clattn_dtype dt, size_t i);
+/* Element access of host arrays (elem_get, elem_put): tools/hostref.h. */
 
 /* ---- tools/measure.c: shared by prof, tune and run --repeat ---- */
 

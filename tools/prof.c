@@ -339,11 +339,11 @@ static int prof_load(const prof_opts *po, prof_state *ps, int64_t N, prof_inputs
     /* Fixed seed per size: every variant and every run sees the same data. */
     uint64_t rng = 0x5eed0000u + (uint64_t)N;
     for (size_t i = 0; i < in->nq; i++)
-        dtype_put(in->q, po->dtype, i, (float)((double)(splitmix64(&rng) >> 40) * (2.0 / 16777216.0) - 1.0));
+        elem_put(in->q, po->dtype, i, (float)((double)(splitmix64(&rng) >> 40) * (2.0 / 16777216.0) - 1.0));
     for (size_t i = 0; i < in->nkv; i++)
-        dtype_put(in->k, po->dtype, i, (float)((double)(splitmix64(&rng) >> 40) * (2.0 / 16777216.0) - 1.0));
+        elem_put(in->k, po->dtype, i, (float)((double)(splitmix64(&rng) >> 40) * (2.0 / 16777216.0) - 1.0));
     for (size_t i = 0; i < in->nkv; i++)
-        dtype_put(in->v, po->dtype, i, (float)((double)(splitmix64(&rng) >> 40) * (2.0 / 16777216.0) - 1.0));
+        elem_put(in->v, po->dtype, i, (float)((double)(splitmix64(&rng) >> 40) * (2.0 / 16777216.0) - 1.0));
 
     const void *src[3] = {in->q, in->k, in->v};
     cl_mem *dst[3] = {&in->mq, &in->mk, &in->mv};
@@ -452,7 +452,7 @@ static int verify_point(const prof_opts *po, prof_state *ps, prof_inputs *in, pr
                 const int64_t row = in->full ? r2 : r2 < 8 ? r2 : N - 16 + r2;
                 const size_t base = (size_t)(((b * H + h) * N + row) * D);
                 for (int64_t d = 0; d < D; d++)
-                    in->dev_o[k * (size_t)D + (size_t)d] = dtype_get(in->host_o, po->dtype, base + (size_t)d);
+                    in->dev_o[k * (size_t)D + (size_t)d] = elem_get(in->host_o, po->dtype, base + (size_t)d);
                 if (po->lse)
                     in->dev_lse[k] = in->host_lse[(size_t)((b * H + h) * N + row)];
                 k++;
