@@ -58,8 +58,9 @@ const char usage_check[] =
     "Pass rule: NaN/Inf positions match; max|dev - ref| <= atol + rtol*max|ref| and the\n"
     "NMSE bound of the storage dtype (f32: 1e-5, 1e-4, 1e-7); f16/bf16 also within 2x the\n"
     "error of rounding the exact result to the storage type; scaled f32 inputs, whose f32\n"
-    "scores are inexact, within 3x the error of a plain f32 CPU implementation; LSE\n"
-    "within 1e-5*(1+|ref|), -inf exactly for empty rows. Unsupported combinations are\n"
+    "scores are inexact, within 3x the error of a plain f32 CPU implementation (the\n"
+    "largest of four summation orders of the scores); LSE within 1e-5*(1+|ref|) (or 3x\n"
+    "the plain one's), -inf exactly for empty rows. Unsupported combinations are\n"
     "skipped and counted, never passed. Exit status: 0 all passed, 1 a case failed,\n"
     "2 bad usage, 3 device error.\n";
 
