@@ -12,6 +12,12 @@ and prints the ratios flash / torch, flash / SGEMM rate and flash / gemm
 variant. GFLOP/s count kept query-key pairs only (4 * D flops each), for every
 contender, so causal rates are comparable with dense ones.
 
+With --rounds R > 1, flash, PyTorch and SGEMM are measured R times, each
+round visiting every point and measuring the three back to back, so a
+slowdown of the machine hits all three of a round alike; the table gives each
+one's median over the rounds and the median of the per-round ratios. tiled
+and gemm are measured once.
+
 It also records flash's device memory (the plan's own scratch, from
 `clattn run --json`) at N = 1024 and N = --mem-n, and the time a warm-cache
 `clattn run` process spends beyond its kernel.
@@ -33,8 +39,8 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
-def clattn_prof(tool, sizes, causal, repeat):
-    cmd = [tool, "prof", "--variants", "flash,tiled,gemm", "--sizes", ",".join(map(str, sizes)),
+def clattn_prof(tool, sizes, causal, repeat, variants="flash,tiled,gemm"):
+    cmd = [tool, "prof", "--variants", variants, "--sizes", ",".join(map(str, sizes)),
            "--batch", "1", "--heads", "8", "--dim", "64", "--repeat", str(repeat), "--min-time", "0",
            "--json", "-"]
     if causal:
@@ -96,6 +102,8 @@ def main():
     ap.add_argument("--sgemm-peer", required=True)
     ap.add_argument("--sizes", default="1024,2048,4096")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure flash, torch and SGEMM point by point this many times (medians)")
     ap.add_argument("--mem-n", type=int, default=32768, help="largest N of the flash memory check")
     ap.add_argument("--json", help="write every measurement here")
     a = ap.parse_args()
@@ -103,30 +111,61 @@ def main():
     threads = os.cpu_count() or 1
     report = {"threads": threads, "sizes": sizes, "rows": []}
 
-    for causal in (False, True):
-        prof = clattn_prof(a.clattn, sizes, causal, a.repeat)
-        tor, tver = torch_attention(sizes, causal, a.repeat, threads)
-        report["torch"] = tver
-        for n in sizes:
-            fl = prof.get(("flash", n))
-            kept = n * (n + 1) / 2 if causal else n * n
-            gemm_peer = sgemm(a.sgemm_peer, 4 * 64 * 8 * kept, a.repeat)
-            row = {"N": n, "causal": causal,
-                   "flash": fl, "tiled": prof.get(("tiled", n)), "gemm": prof.get(("gemm", n)),
-                   "torch": tor[n], "sgemm": gemm_peer}
-            report["rows"].append(row)
+    def g(x):
+        return x["gflops"] if x and x.get("verified", True) not in (False,) else float("nan")
 
+    if a.rounds <= 1:
+        for causal in (False, True):
+            prof = clattn_prof(a.clattn, sizes, causal, a.repeat)
+            tor, tver = torch_attention(sizes, causal, a.repeat, threads)
+            report["torch"] = tver
+            for n in sizes:
+                kept = n * (n + 1) / 2 if causal else n * n
+                report["rows"].append({"N": n, "causal": causal, "flash": prof.get(("flash", n)),
+                                       "tiled": prof.get(("tiled", n)), "gemm": prof.get(("gemm", n)),
+                                       "torch": tor[n], "sgemm": sgemm(a.sgemm_peer, 4 * 64 * 8 * kept, a.repeat)})
+    else:
+        others = {c: clattn_prof(a.clattn, sizes, c, a.repeat, "tiled,gemm") for c in (False, True)}
+        rounds = {}
+        for _ in range(a.rounds):
+            for causal in (False, True):
+                for n in sizes:
+                    kept = n * (n + 1) / 2 if causal else n * n
+                    fl = clattn_prof(a.clattn, [n], causal, a.repeat, "flash").get(("flash", n))
+                    tor, tver = torch_attention([n], causal, a.repeat, threads)
+                    report["torch"] = tver
+                    sg = sgemm(a.sgemm_peer, 4 * 64 * 8 * kept, a.repeat)
+                    rounds.setdefault((n, causal), []).append({"flash": fl, "torch": tor[n], "sgemm": sg})
+        for causal in (False, True):
+            for n in sizes:
+                rs = rounds[(n, causal)]
+                med = {k: statistics.median(g(x[k]) if k == "flash" else x[k]["gflops"] for x in rs)
+                       for k in ("flash", "torch", "sgemm")}
+                report["rows"].append({
+                    "N": n, "causal": causal, "rounds": rs,
+                    "flash": {"gflops": med["flash"], "verified": all(x["flash"] and x["flash"].get("verified")
+                                                                      is not False for x in rs)},
+                    "tiled": others[causal].get(("tiled", n)), "gemm": others[causal].get(("gemm", n)),
+                    "torch": {"gflops": med["torch"], "impl": rs[0]["torch"]["impl"]},
+                    "sgemm": {"gflops": med["sgemm"]},
+                    "round_ratios": {
+                        "flash_over_torch": statistics.median(g(x["flash"]) / x["torch"]["gflops"] for x in rs),
+                        "flash_over_sgemm": statistics.median(g(x["flash"]) / x["sgemm"]["gflops"] for x in rs)}})
+
+    how = f"ms = median of {a.repeat}" if a.rounds <= 1 else \
+        f"medians of {a.rounds} interleaved rounds (each a median of {a.repeat}); torch and sgemm ratios: " \
+        f"median of the per-round ratios"
     print(f"\nB=1 H=8 D=64 f32; torch {report['torch']} ({report['rows'][0]['torch']['impl']}), "
-          f"{threads} threads; GFLOP/s over kept pairs; ms = median of {a.repeat}")
+          f"{threads} threads; GFLOP/s over kept pairs; {how}")
     hdr = ("N", "causal", "flash", "tiled", "gemm", "torch", "sgemm", "flash/torch", "flash/sgemm", "flash/gemm")
     print("%6s %6s %8s %8s %8s %8s %8s %11s %11s %10s" % hdr)
     for r in report["rows"]:
-        def g(x):
-            return x["gflops"] if x and x.get("verified", True) not in (False,) else float("nan")
         f, t, ge, to, sg = g(r["flash"]), g(r["tiled"]), g(r["gemm"]), r["torch"]["gflops"], r["sgemm"]["gflops"]
-        r["ratios"] = {"flash_over_torch": f / to, "flash_over_sgemm": f / sg, "flash_over_gemm": f / ge}
+        rr = r.get("round_ratios", {"flash_over_torch": f / to, "flash_over_sgemm": f / sg})
+        r["ratios"] = dict(rr, flash_over_gemm=f / ge)
         print("%6d %6s %8.2f %8.2f %8.2f %8.2f %8.2f %10.2fx %10.0f%% %9.2fx" %
-              (r["N"], "yes" if r["causal"] else "no", f, t, ge, to, sg, f / to, 100 * f / sg, f / ge))
+              (r["N"], "yes" if r["causal"] else "no", f, t, ge, to, sg, rr["flash_over_torch"],
+               100 * rr["flash_over_sgemm"], f / ge))
 
     # flash's device memory: the plan's scratch at N = 1024 and at --mem-n,
     # and this process's children's peak RSS (PoCL's device memory is host memory)
